@@ -1,0 +1,8 @@
+"""Data layer: sources, mappings, validation and the sample generator."""
+
+from ._load import SalesData, load, validate
+from ._mapping import PRESETS, Mapping, resolve_mapping
+from ._quality import QualityReport, TableReport
+
+__all__ = ["SalesData", "load", "validate", "Mapping", "resolve_mapping", "PRESETS",
+           "QualityReport", "TableReport"]

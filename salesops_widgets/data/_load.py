@@ -1,0 +1,640 @@
+"""Loading: source + mapping -> canonical Ibis tables, with a data-quality report.
+
+Every raw row ends up either used or excluded under exactly one rule (the first it fails, in
+``EXCLUDE_RULES`` order), so rows read = rows used + rows excluded for every table. All work is
+done by the engine; only counts and a few example values come back to Python.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+
+from ..errors import DataSourceError, MissingDataError, NoUsableDataError, ParameterError, SchemaError
+from ._mapping import Mapping, TableMapping, _norm, resolve_mapping
+from ._parse import blank, parse_bool, parse_date, parse_number, parse_text
+from ._quality import MetricExclusion, QualityReport, TableReport
+from ._schema import EXCLUDE_RULES, KEYS, SIZE_BANDS, TABLES, Column
+from ._sources import Source, open_source
+
+__all__ = ["SalesData", "load", "validate"]
+
+LOAD_ORDER = (
+    "currency_rates",
+    "accounts",
+    "reps",
+    "products",
+    "opportunities",
+    "stage_history",
+    "line_items",
+)
+_FORMULA = r"^\s*([=@]|[+\-][^0-9.,\s])"
+_UNMATCHED = {
+    "unmatched_account": ("account_id", "accounts"),
+    "unmatched_owner": ("owner_id", "reps"),
+    "unmatched_product": ("product_id", "products"),
+}
+
+
+class SalesData:
+    """Canonical sales tables on one engine, with the report of how they were loaded.
+
+    Attributes are Ibis tables holding only the rows that passed validation, or None when the
+    source has no such table. Build one with :func:`load`.
+    """
+
+    def __init__(self, tables: dict[str, ibis.Table], report: QualityReport, *, con: Any,
+                 as_of: _dt.date, base_currency: str | None, mapping: Mapping) -> None:
+        self._tables = dict(tables)
+        self.report = report
+        self.con = con
+        self.as_of = as_of
+        self.base_currency = base_currency
+        self.mapping = mapping
+
+    @property
+    def tables(self) -> dict[str, ibis.Table]:
+        """The tables present, by canonical name."""
+        return dict(self._tables)
+
+    def __getattr__(self, name: str) -> ibis.Table | None:
+        if name in TABLES:
+            return self._tables.get(name)
+        raise AttributeError(name)
+
+    def has(self, table: str, column: str | None = None) -> bool:
+        """True when the table (and the column, if given) is present."""
+        t = self._tables.get(table)
+        return t is not None and (column is None or column in t.columns)
+
+    def require(self, analysis: str, table: str, columns: tuple[str, ...] | list[str] = ()) -> ibis.Table:
+        """The table, or a MissingDataError that says what ``analysis`` needs and how to add it."""
+        t = self._tables.get(table)
+        if t is None:
+            raise MissingDataError(
+                f"{analysis} needs the {table} table, which {self.report.source} does not have. "
+                f"Add a {table} file/sheet/table, or point tables.{table}.source in the mapping "
+                f"({self.mapping.origin}) at it. See docs/data-model.md."
+            )
+        missing = [c for c in columns if c not in t.columns]
+        if missing:
+            keys = ", ".join(f"tables.{table}.columns.{c}" for c in missing)
+            raise MissingDataError(
+                f"{analysis} needs column(s) {', '.join(missing)} in {table}, which "
+                f"{self.report.source} does not have. Map them in the mapping ({keys})."
+            )
+        return t
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{name}={self.report.tables[name].rows_used:,}" for name in self._tables)
+        return f"SalesData(as_of={self.as_of}, {parts})"
+
+
+@dataclass
+class _Context:
+    source: Source
+    mapping: Mapping
+    as_of: _dt.date | None
+    report: QualityReport
+    annotated: dict[str, ibis.Table]
+    columns: dict[str, list[str]]
+    base_currency: str | None = None
+
+
+def _parse_as_of(as_of: Any) -> _dt.date | None:
+    if as_of is None or as_of == "":
+        return None
+    if isinstance(as_of, _dt.datetime):
+        return as_of.date()
+    if isinstance(as_of, _dt.date):
+        return as_of
+    try:
+        return _dt.date.fromisoformat(str(as_of).strip())
+    except ValueError:
+        raise ParameterError(
+            f"as_of={as_of!r} is not a date. Write it as YYYY-MM-DD, e.g. as_of='2026-09-30', "
+            f"or leave it empty to use the latest date in the data."
+        ) from None
+
+
+def _norm_expr(value: ibis.StringValue) -> ibis.StringValue:
+    return value.lower().re_replace(r"\s+", " ").strip()
+
+
+def _resolve_columns(raw: ibis.Table, tmap: TableMapping) -> dict[str, str]:
+    """canonical name -> raw column name, matching case- and space-insensitively."""
+    by_norm: dict[str, str] = {}
+    for c in raw.columns:
+        by_norm.setdefault(_norm(c), c)
+    found = {}
+    for col in TABLES[tmap.table]:
+        hit = by_norm.get(_norm(tmap.columns.get(col.name, col.name)))
+        if hit is None and col.name in tmap.columns:
+            hit = by_norm.get(_norm(col.name))
+        if hit is not None:
+            found[col.name] = hit
+    return found
+
+
+def _schema_error(table: str, label: str, raw: ibis.Table, missing: list[str], ctx: _Context,
+                  tmap: TableMapping) -> SchemaError:
+    cols = list(raw.columns)
+    hint = ""
+    if len(cols) == 1 and any(d in cols[0] for d in ";|\t,"):
+        hint = (
+            f" The file reads as a single column named {cols[0][:60]!r}: its delimiter was not "
+            f"recognised. Save it as a comma-separated CSV (or semicolon/tab with one header row)."
+        )
+    wanted = ", ".join(f"{c} (looked for {tmap.columns.get(c, c)!r})" for c in missing)
+    keys = ", ".join(ctx.mapping.key(table, "columns", c) for c in missing)
+    shown = ", ".join(map(repr, cols[:25])) + (" ..." if len(cols) > 25 else "")
+    return SchemaError(
+        f"{label}: required column(s) missing for {table}: {wanted}. Columns found: {shown}. "
+        f"Rename the column in the file, or map it in the mapping ({ctx.mapping.origin}) under "
+        f"{keys}.{hint}"
+    )
+
+
+def _apply_lookups(raw: ibis.Table, tmap: TableMapping, ctx: _Context, label: str,
+                   notes: list[str]) -> tuple[ibis.Table, dict[str, str]]:
+    """Join looked-up columns onto the raw table; returns it and canonical -> joined column."""
+    filled: dict[str, str] = {}
+    for i, lk in enumerate(tmap.lookups):
+        where = f"{ctx.mapping.key(tmap.table, 'lookups')}[{i}]"
+        name = ctx.source.find(lk.source)
+        if name is None:
+            if lk.optional:
+                notes.append(f"lookup {where}: source {list(lk.source)} not found; skipped")
+                continue
+            raise DataSourceError(
+                f"{ctx.source.label}: lookup {where} needs source {list(lk.source)}, which is not "
+                f"there (available: {', '.join(ctx.source.available()) or 'nothing'}). Add the "
+                f"file/sheet/table or fix {where}.source."
+            )
+        lraw = ctx.source.read(name)
+        raw_cols = {_norm(c): c for c in raw.columns}
+        l_cols = {_norm(c): c for c in lraw.table.columns}
+        for what, cols, col, lab in (
+            ("key", raw_cols, lk.key, label),
+            ("lookup_key", l_cols, lk.lookup_key, lraw.label),
+            ("value", l_cols, lk.value, lraw.label),
+        ):
+            if _norm(col) not in cols:
+                raise SchemaError(
+                    f"{lab}: lookup {where}.{what} names column {col!r}, which is not there. "
+                    f"Columns found: {', '.join(map(repr, list(cols.values())[:25]))}."
+                )
+        lt = lraw.table
+        lkey = lt[l_cols[_norm(lk.lookup_key)]].cast("string").strip()
+        right = (
+            lt.mutate(_k=lkey, _v=lt[l_cols[_norm(lk.value)]])
+            .group_by("_k")
+            .aggregate(_v=lambda t: t._v.arbitrary())
+            .rename({f"_lk{i}_key": "_k", f"_lk{i}_value": "_v"})
+        )
+        key_expr = raw[raw_cols[_norm(lk.key)]].cast("string").strip()
+        raw = raw.left_join(right, key_expr == right[f"_lk{i}_key"]).drop(f"_lk{i}_key")
+        filled[lk.column] = f"_lk{i}_value"
+        missed = raw.filter(raw[f"_lk{i}_value"].isnull()).count().execute()
+        if missed:
+            notes.append(f"lookup {lk.column} from {lraw.label}: {missed:,} rows found no match")
+    return raw, filled
+
+
+def _parse_columns(raw: ibis.Table, found: dict[str, str], tmap: TableMapping,
+                   mapping: Mapping) -> tuple[dict, dict, dict]:
+    """Parsed values, parse-failure flags and blank flags for each present canonical column."""
+    values, fails, blanks = {}, {}, {}
+    for col in TABLES[tmap.table]:
+        if col.name not in found:
+            continue
+        rc = raw[found[col.name]]
+        blanks[col.name] = blank(rc)
+        formats = tmap.date_formats.get(col.name, ()) + mapping.date_formats
+        if col.kind in ("id", "text"):
+            v, f = parse_text(rc)
+            vmap = tmap.values.get(col.name)
+            if vmap:
+                v = _norm_expr(v).substitute({_norm(k): x for k, x in vmap.items()}, else_=v)
+        elif col.kind == "number":
+            v, f = parse_number(rc, decimal_comma=mapping.decimal_comma)
+        elif col.kind == "date":
+            v, f = parse_date(rc, formats)
+        elif col.kind == "timestamp":
+            v, f = parse_date(rc, formats, timestamp=True)
+        else:
+            v, f = parse_bool(rc)
+        values[col.name], fails[col.name] = v, f
+    return values, fails, blanks
+
+
+def _any(exprs: list[ibis.BooleanValue]) -> ibis.BooleanValue:
+    out = ibis.literal(False)
+    for e in exprs:
+        out = out | e.fill_null(False)
+    return out
+
+
+def _first_true(pairs: list[tuple[ibis.BooleanValue, Any]], else_: Any) -> Any:
+    if not pairs:
+        return else_
+    return ibis.cases(*[(c.fill_null(False), v) for c, v in pairs], else_=else_)
+
+
+def _status(values: dict, blanks: dict, tmap: TableMapping) -> tuple[Any, Any]:
+    """(status expression, "no status field filled" flag) for opportunities."""
+    nul = ibis.null("string")
+    stage_status = nul
+    if "stage" in values and tmap.stages:
+        stage_status = _norm_expr(values["stage"]).substitute(tmap.stages, else_=nul)
+    flag_status = nul
+    if "is_closed" in values:
+        closed, won = values["is_closed"], values.get("is_won", ibis.null("boolean"))
+        flag_status = ibis.cases(
+            (won.fill_null(False), "won"),
+            (closed.isnull(), nul),
+            (closed, "lost"),
+            else_="open",
+        )
+    elif "is_won" in values:
+        flag_status = ibis.ifelse(values["is_won"].fill_null(False), "won", nul)
+    status = ibis.coalesce(flag_status, stage_status)
+    empty = ibis.literal(True)
+    for c in ("is_closed", "stage"):
+        if c in blanks:
+            empty = empty & blanks[c]
+    return status, empty
+
+
+def _currency(values: dict, ctx: _Context, raw_parsed: ibis.Table) -> ibis.Table:
+    """Convert amounts to the base currency; adds _rate (NULL when no rate applies)."""
+    t = raw_parsed
+    if "currency" not in t.columns:
+        return t.mutate(_rate=ibis.literal(1.0), _cur_other=ibis.literal(False))
+    t = t.mutate(currency=t.currency.upper())
+    if ctx.base_currency is None:
+        top = (
+            t.filter(t.currency.notnull())
+            .group_by("currency")
+            .aggregate(n=lambda x: x.count())
+            .order_by([ibis.desc("n"), "currency"])
+            .limit(1)
+            .execute()
+        )
+        ctx.base_currency = str(top["currency"].iloc[0]) if len(top) else None
+    base = ctx.base_currency
+    other = t.currency.notnull() & (t.currency != base) if base else ibis.literal(False)
+    rates = ctx.annotated.get("currency_rates")
+    if rates is not None:
+        r = rates.filter(rates._excluded.isnull()).select(_rc=rates.currency.upper(), _rr=rates.rate)
+        t = t.left_join(r, t.currency == r._rc).drop("_rc")
+        rate = ibis.ifelse(other, t._rr, 1.0)
+        t = t.drop("_rr").mutate(_rate=rate)
+    else:
+        t = t.mutate(_rate=ibis.ifelse(other, ibis.null("float64"), 1.0))
+    conv = {c: t[c] / t._rate for c in ("amount", "list_amount") if c in t.columns}
+    return t.mutate(_cur_other=other, **conv)
+
+
+def _annotate(table: str, raw: ibis.Table, found: dict[str, str], tmap: TableMapping,
+              ctx: _Context) -> tuple[ibis.Table, list[str], list[tuple[str, str]]]:
+    """Parsed canonical columns, plus one (_cN, _xN) column pair per row-level rule."""
+    values, fails, blanks = _parse_columns(raw, found, tmap, ctx.mapping)
+    cols: list[Column] = [c for c in TABLES[table] if c.name in values]
+    checks: list[tuple[Any, str, Any]] = []  # (condition, rule, example text)
+    for c in cols:
+        if c.required:
+            checks.append((blanks[c.name], "missing_required", ibis.literal(f"{c.name} empty")))
+    extra: dict[str, Any] = {}
+    if table == "opportunities":
+        status, empty = _status(values, blanks, tmap)
+        checks.append((empty, "missing_required", ibis.literal("stage and is_closed empty")))
+        stage_text = raw[found["stage"]].cast("string") if "stage" in found else ibis.literal("")
+        checks.append((status.isnull(), "unknown_stage", stage_text))
+        extra["status"] = status
+    for c in cols:
+        if c.required and c.kind in ("number", "date", "timestamp"):
+            rule = "unparseable_number" if c.kind == "number" else "unparseable_date"
+            checks.append((fails[c.name], rule, raw[found[c.name]].cast("string")))
+    helper: dict[str, Any] = {}
+    for kind, kinds in (("number", ("number", "bool")), ("date", ("date", "timestamp"))):
+        bucket = [c for c in cols if not c.required and c.kind in kinds]
+        helper[f"_bad_{kind}"] = _any([fails[c.name] for c in bucket])
+        helper[f"_bad_{kind}_ex"] = _first_true(
+            [(fails[c.name], raw[found[c.name]].cast("string")) for c in bucket],
+            ibis.null("string"),
+        )
+    formula = [(values[c.name].re_search(_FORMULA), values[c.name]) for c in cols
+               if c.kind in ("id", "text")]
+    helper["_formula"] = _any([f for f, _ in formula])
+    helper["_formula_ex"] = _first_true(formula, ibis.null("string"))
+    rule_cols: dict[str, Any] = {}
+    rules: list[tuple[str, str]] = []
+    for i, (cond, rule, example) in enumerate(checks):
+        rule_cols[f"_c{i}"] = cond.fill_null(False)
+        rule_cols[f"_x{i}"] = example.cast("string")
+        rules.append((f"_c{i}", rule))
+    t = raw.select(**values, **extra, **helper, **rule_cols)
+    return t, [c.name for c in cols] + list(extra), rules
+
+
+def _add_rule(t: ibis.Table, rules: list[tuple[str, str]], cond: Any, rule: str,
+              example: Any) -> ibis.Table:
+    i = len(rules)
+    rules.append((f"_c{i}", rule))
+    return t.mutate(**{f"_c{i}": cond.fill_null(False), f"_x{i}": example.cast("string")})
+
+
+def _derive(table: str, t: ibis.Table, rules: list, names: list[str], ctx: _Context
+            ) -> tuple[ibis.Table, list[str]]:
+    """Table-specific derived columns and the rules that need them."""
+    if table == "opportunities":
+        t = _currency({}, ctx, t)
+        if "probability" in t.columns:
+            scale = ibis.ifelse(t.probability.max().over() > 1, 100.0, 1.0)
+            t = t.mutate(probability=t.probability / scale)
+        t = t.mutate(is_closed=t.status != "open", is_won=t.status == "won")
+        names = [*names, *(c for c in ("is_closed", "is_won") if c not in names)]
+        t = _add_rule(t, rules, t._rate.isnull(), "currency_without_rate", t.currency)
+        t = _add_rule(t, rules, t.amount < 0, "negative_amount", t.amount)
+        if "close_date" in t.columns:
+            t = _add_rule(t, rules, t.close_date < t.created_date, "close_before_created",
+                          t.created_date.cast("string") + " > " + t.close_date.cast("string"))
+    if table == "line_items":
+        neg = (t.quantity < 0) | (t.list_price < 0) | (t.invoice_price < 0)
+        t = _add_rule(t, rules, neg, "negative_amount",
+                      t.quantity.cast("string") + " x " + t.invoice_price.cast("string"))
+        if "discount_percent" in t.columns:
+            t = t.mutate(invoice_price=t.invoice_price * (1 - t.discount_percent.fill_null(0) / 100))
+    if table == "accounts" and "employee_count" in t.columns:
+        t = _size_band(t)
+        names = [*names, *(["size_band"] if "size_band" not in names else [])]
+    if table in ("stage_history", "line_items") and "opportunities" in ctx.annotated:
+        opp = ctx.annotated["opportunities"]
+        used = opp.filter(opp._excluded.isnull()).opportunity_id
+        t = _add_rule(t, rules, ~t.opportunity_id.isin(used) & t.opportunity_id.isin(opp.opportunity_id),
+                      "parent_excluded", t.opportunity_id)
+        t = _add_rule(t, rules, ~t.opportunity_id.isin(opp.opportunity_id),
+                      "unmatched_opportunity", t.opportunity_id)
+    return t, names
+
+
+def _exclusions(table: str, t: ibis.Table, rules: list, names: list[str]) -> ibis.Table:
+    """_excluded = the first failing rule in EXCLUDE_RULES order; then duplicate ids."""
+    order = {r: i for i, r in enumerate(EXCLUDE_RULES)}
+    ranked = sorted(rules, key=lambda r: order[r[1]])
+    excluded = _first_true([(t[c], r) for c, r in ranked], ibis.null("string"))
+    example = _first_true([(t[c], t["_x" + c[2:]]) for c, _ in ranked], ibis.null("string"))
+    t = t.mutate(_excluded=excluded, _example=example)
+    key = KEYS[table]
+    if key is not None and key in t.columns:
+        ok = t._excluded.isnull()
+        w = ibis.window(group_by=[t[key], ok], order_by=[t[c] for c in names])
+        dup = ok & (ibis.row_number().over(w) > 0)
+        t = t.mutate(_excluded=ibis.ifelse(dup, "duplicate_id", t._excluded),
+                     _example=ibis.ifelse(dup, t[key], t._example))
+    meta = [c for c in t.columns if c.startswith(("_bad", "_formula", "_cur_other"))]
+    return t.select(*names, *meta, "_excluded", "_example")
+
+
+def _size_band(t: ibis.Table) -> ibis.Table:
+    e = t.employee_count
+    cases = [(e < upper, label) for upper, label in SIZE_BANDS if upper is not None]
+    derived = ibis.ifelse(e.isnull(), ibis.null("string"),
+                          ibis.cases(*cases, else_=SIZE_BANDS[-1][1]))
+    if "size_band" in t.columns:
+        return t.mutate(size_band=ibis.coalesce(t.size_band, derived))
+    return t.mutate(size_band=derived)
+
+
+def _materialize(ctx: _Context, table: str, expr: ibis.Table) -> ibis.Table:
+    if not ctx.source.owned:
+        return expr
+    return ctx.source.con.create_table(f"_annotated_{table}", expr, temp=True, overwrite=True)
+
+
+def _load_table(table: str, ctx: _Context) -> None:
+    tmap = ctx.mapping.tables[table]
+    source = ctx.source
+    if source.single:
+        name = source.available()[0] if table == "opportunities" else None
+    else:
+        name = source.find(tmap.source)
+    if name is None:
+        if table == "opportunities":
+            raise DataSourceError(
+                f"{source.label}: no opportunities table found. Looked for "
+                f"{', '.join(map(repr, tmap.source))}; available: "
+                f"{', '.join(source.available()) or 'nothing'}. Name the file/sheet/table in "
+                f"the mapping ({ctx.mapping.origin}) under {ctx.mapping.key(table, 'source')}."
+            )
+        ctx.report.missing_tables.append(table)
+        return
+    rawt = source.read(name)
+    notes: list[str] = []
+    raw, filled = _apply_lookups(rawt.table, tmap, ctx, rawt.label, notes)
+    found = {**_resolve_columns(raw, tmap), **filled}
+    required = [c.name for c in TABLES[table] if c.required]
+    missing = [c for c in required if c not in found]
+    if table == "opportunities" and not ({"is_closed", "is_won"} & set(found) or "stage" in found):
+        missing.append("stage")
+    if missing:
+        raise _schema_error(table, rawt.label, raw, missing, ctx, tmap)
+    t, names, rules = _annotate(table, raw, found, tmap, ctx)
+    t, names = _derive(table, t, rules, names, ctx)
+    annotated = _materialize(ctx, table, _exclusions(table, t, rules, names))
+    ctx.annotated[table] = annotated
+    ctx.columns[table] = names
+    rep = TableReport(table=table, source=rawt.label, notes=notes)
+    counts = annotated.group_by("_excluded").aggregate(n=lambda x: x.count()).execute()
+    for rule, n in zip(counts["_excluded"], counts["n"], strict=True):
+        if rule is None or rule != rule:  # None or NaN: used rows
+            rep.rows_used = int(n)
+        else:
+            rep.excluded[str(rule)] = int(n)
+    rep.rows_read = rep.rows_used + rep.rows_excluded
+    if rep.rows_read == 0 and table == "opportunities":
+        raise NoUsableDataError(
+            f"{rawt.label}: the opportunities table has a header but no rows. Export it again "
+            f"with its data."
+        )
+    rep.excluded = {r: rep.excluded[r] for r in EXCLUDE_RULES if r in rep.excluded}
+    for rule in rep.excluded:
+        ex = annotated.filter(annotated._excluded == rule).select("_example").limit(3).execute()
+        rep.examples[rule] = [str(v) for v in ex["_example"].tolist()]
+    ctx.report.tables[table] = rep
+    if rawt.encoding_note:
+        rep.notes.append(rawt.encoding_note)
+
+
+def _used(ctx: _Context, table: str) -> ibis.Table:
+    t = ctx.annotated[table]
+    return t.filter(t._excluded.isnull())
+
+
+def _default_as_of(ctx: _Context) -> _dt.date:
+    used = _used(ctx, "opportunities")
+    latest = [used.created_date.max()]
+    if "close_date" in used.columns:
+        latest.append(used.close_date.max(where=used.is_closed))
+    row = used.aggregate(**{f"m{i}": e for i, e in enumerate(latest)}).execute().iloc[0]
+    dates = [v for v in row.tolist() if v is not None and v == v]
+    if not dates:
+        return _dt.date.today()
+    return max(_to_date(d) for d in dates)
+
+
+def _to_date(value: Any) -> _dt.date:
+    if hasattr(value, "date") and callable(value.date):
+        return value.date()
+    return value
+
+
+def _flags(table: str, ctx: _Context) -> dict[str, Any]:
+    """Flag conditions (rows still used) for one table."""
+    t = _used(ctx, table)
+    flags: dict[str, Any] = {
+        "unparseable_number": t._bad_number,
+        "unparseable_date": t._bad_date,
+        "formula_text": t._formula,
+    }
+    if table == "opportunities":
+        if "list_amount" in t.columns:
+            flags["net_above_list"] = t.amount > t.list_amount + 0.005
+        flags["mixed_currencies"] = t._cur_other
+        if "close_date" in t.columns:
+            flags["open_close_date_past"] = (t.status == "open") & (t.close_date < ctx.as_of)
+    if table == "line_items":
+        flags["net_above_list"] = t.invoice_price > t.list_price + 0.005
+    for rule, (col, other) in _UNMATCHED.items():
+        if col in t.columns and other in ctx.annotated and table in ("opportunities", "line_items"):
+            keys = _used(ctx, other)[KEYS[other]]
+            flags[rule] = t[col].notnull() & ~t[col].isin(keys)
+    return flags
+
+
+def _flag_report(table: str, ctx: _Context) -> None:
+    rep = ctx.report.tables[table]
+    t = _used(ctx, table)
+    flags = _flags(table, ctx)
+    sums = t.aggregate(**{r: c.fill_null(False).cast("int64").sum() for r, c in flags.items()})
+    row = sums.execute().iloc[0]
+    rep.flagged = {r: int(row[r] or 0) for r in flags if int(row[r] or 0) > 0}
+    examples = {
+        "unparseable_number": t._bad_number_ex,
+        "unparseable_date": t._bad_date_ex,
+        "formula_text": t._formula_ex,
+    }
+    for rule in rep.flagged:
+        if rule in _UNMATCHED:
+            col = _UNMATCHED[rule][0]
+            top = (t.filter(flags[rule]).group_by(col).aggregate(n=lambda x: x.count())
+                   .order_by([ibis.desc("n"), col]).limit(20).execute())
+            rep.unmatched[rule] = {str(k): int(n) for k, n in zip(top[col], top["n"], strict=True)}
+            rep.examples[f"flag:{rule}"] = [str(k) for k in top[col].head(3)]
+            continue
+        ex = examples.get(rule)
+        if ex is None:
+            key = KEYS[table] or t.columns[0]
+            ex = t[key].cast("string")
+        vals = t.filter(flags[rule].fill_null(False)).select(v=ex).limit(3).execute()["v"]
+        rep.examples[f"flag:{rule}"] = [str(v) for v in vals.tolist()]
+
+
+def _metric_exclusions(ctx: _Context) -> None:
+    rep = ctx.report.tables["opportunities"]
+    t = _used(ctx, "opportunities")
+    checks = {}
+    if "list_amount" in t.columns:
+        checks["discount"] = (~(t.list_amount > 0), "no list_amount above 0")
+    else:
+        rep.notes.append("no list_amount column: discount metrics need it (or line_items)")
+    if "close_date" in t.columns:
+        checks["cycle time"] = (t.is_closed & t.close_date.isnull(), "closed without a close_date")
+    else:
+        rep.notes.append("no close_date column: cycle-time metrics need it")
+    if "probability" in t.columns:
+        checks["weighted pipeline"] = (~t.is_closed & t.probability.isnull(), "open without probability")
+    if not checks:
+        return
+    row = t.aggregate(**{k: c.fill_null(True).cast("int64").sum() for k, (c, _) in checks.items()})
+    row = row.execute().iloc[0]
+    for metric, (_, reason) in checks.items():
+        n = int(row[metric] or 0)
+        if n:
+            rep.metric_exclusions.append(MetricExclusion(metric, n, reason))
+
+
+def _run(source: Any, mapping: Any, as_of: Any) -> _Context:
+    as_of_date = _parse_as_of(as_of)
+    mapping_obj = resolve_mapping(mapping)
+    src = open_source(source)
+    report = QualityReport(source=src.label, mapping=mapping_obj.name)
+    ctx = _Context(src, mapping_obj, as_of_date, report, {}, {}, mapping_obj.base_currency)
+    for table in LOAD_ORDER:
+        _load_table(table, ctx)
+    rep = report.tables["opportunities"]
+    if rep.rows_used == 0:
+        reasons = ", ".join(f"{n:,} {r}" for r, n in rep.excluded.items())
+        report.fatal = (
+            f"{rep.source}: none of the {rep.rows_read:,} opportunities is usable ({reasons}). "
+            f"See the examples in the report and fix the mapping or the export."
+        )
+        report.warnings = list(src.warnings)
+        return ctx
+    ctx.as_of = as_of_date or _default_as_of(ctx)
+    report.as_of = ctx.as_of.isoformat()
+    report.base_currency = ctx.base_currency
+    for table in report.tables:
+        _flag_report(table, ctx)
+    _metric_exclusions(ctx)
+    report.warnings = list(src.warnings)
+    return ctx
+
+
+def validate(source: Any, *, mapping: Any = "canonical", as_of: Any = None) -> QualityReport:
+    """Validate a source against a mapping and return the data-quality report.
+
+    Unlike :func:`load`, returns a report (with ``usable`` False) when no opportunity is
+    usable. Raises :class:`~salesops_widgets.errors.SalesOpsError` for a missing file, a bad
+    mapping or a missing required column.
+    """
+    return _run(source, mapping, as_of).report
+
+
+def load(source: Any, *, mapping: Any = "canonical", as_of: Any = None) -> SalesData:
+    """Open a source, map it onto the canonical tables and validate every row.
+
+    Parameters
+    ----------
+    source
+        A folder of CSV/Parquet files, a single .csv/.parquet file (the opportunities), an .xlsx
+        workbook, a .duckdb file, a database URL Ibis supports, a DataFrame (opportunities) or
+        a dict of DataFrames keyed by table name.
+    mapping
+        ``"canonical"``, ``"salesforce"``, ``"hubspot"``, a mapping YAML path or a dict.
+    as_of
+        The as-of date (``"YYYY-MM-DD"``). Default: the latest created or close date in the data.
+
+    Returns
+    -------
+    SalesData
+        Canonical Ibis tables (used rows only) and ``report``, the data-quality report.
+
+    Examples
+    --------
+    >>> from salesops_widgets import load
+    >>> data = load("data/samples/default")  # doctest: +SKIP
+    >>> data.report.summary_frame()  # doctest: +SKIP
+    """
+    ctx = _run(source, mapping, as_of)
+    if ctx.report.fatal:
+        raise NoUsableDataError(ctx.report.fatal)
+    tables = {}
+    for name, annotated in ctx.annotated.items():
+        tables[name] = annotated.filter(annotated._excluded.isnull()).select(*ctx.columns[name])
+    return SalesData(tables, ctx.report, con=ctx.source.con, as_of=ctx.as_of,
+                     base_currency=ctx.base_currency, mapping=ctx.mapping)

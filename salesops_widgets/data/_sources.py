@@ -1,0 +1,249 @@
+"""Sources: where raw tables come from, as Ibis tables on one engine connection.
+
+A source turns a name from a mapping (a file stem, a sheet, a table) into a raw Ibis table.
+Nothing here parses or validates values: that happens in ``_load``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pandas as pd
+
+from ..errors import DataSourceError
+
+__all__ = ["RawTable", "Source", "open_source"]
+
+_CSV_SUFFIXES = (".csv.gz", ".tsv.gz", ".csv", ".tsv", ".txt")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_SUFFIXES = _CSV_SUFFIXES + _PARQUET_SUFFIXES
+_counter = itertools.count()
+
+
+@dataclass
+class RawTable:
+    """A raw table and where it came from."""
+
+    table: ibis.Table
+    label: str  # file path, "workbook.xlsx [sheet]", table name...
+    encoding_note: str | None = None
+
+
+@dataclass
+class Source:
+    """An opened source: an engine connection plus a way to find raw tables by name."""
+
+    con: Any
+    label: str
+    kind: str  # folder | file | xlsx | duckdb | url | frames
+    owned: bool  # True when we created the (embedded DuckDB) connection and may write to it
+    _names: dict[str, Any] = field(default_factory=dict)  # display name -> locator
+    files: list[Path] = field(default_factory=list)  # files read, for fingerprints
+    single: bool = False  # a single file: it is the opportunities table
+    warnings: list[str] = field(default_factory=list)
+
+    def available(self) -> list[str]:
+        """Names that a mapping's ``source`` can refer to."""
+        return sorted(self._names)
+
+    def find(self, candidates: tuple[str, ...]) -> str | None:
+        """The first available name matching a candidate (case-insensitive, globs allowed)."""
+        lowered = {_stem(name).lower(): name for name in self._names}
+        lowered.update({name.lower(): name for name in self._names})
+        for cand in candidates:
+            c = cand.lower()
+            if any(ch in c for ch in "*?["):
+                hits = sorted(n for n in lowered if fnmatch.fnmatchcase(n, c))
+                if hits:
+                    return lowered[hits[-1]]  # newest export name sorts last
+            elif c in lowered:
+                return lowered[c]
+            elif _stem(c) in lowered:
+                return lowered[_stem(c)]
+        return None
+
+    def read(self, name: str) -> RawTable:
+        """Read one available name as a raw Ibis table."""
+        locator = self._names[name]
+        if self.kind in ("folder", "file"):
+            return _read_file(self.con, Path(locator), self.warnings)
+        if self.kind in ("xlsx", "frames"):
+            return RawTable(locator, f"{self.label} [{name}]")
+        if self.kind == "duckdb":
+            return RawTable(self.con.table(locator, database=("src", "main")), f"{self.label}:{name}")
+        return RawTable(self.con.table(locator), f"{self.label}:{name}")
+
+
+def _stem(name: str) -> str:
+    low = name.lower()
+    for suffix in _SUFFIXES:
+        if low.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _table_name() -> str:
+    return f"_raw_{next(_counter)}"
+
+
+def _read_file(con: Any, path: Path, warnings: list[str]) -> RawTable:
+    """Read a CSV (every column as text, so bad values can be counted) or a Parquet file."""
+    if not path.exists():
+        raise DataSourceError(f"File {path} does not exist.")
+    if path.stat().st_size == 0:
+        raise DataSourceError(
+            f"File {path} is empty (0 bytes). Export it again from your CRM, or remove it from "
+            f"the folder if the table is not needed."
+        )
+    low = path.name.lower()
+    if low.endswith(_PARQUET_SUFFIXES):
+        try:
+            return RawTable(con.read_parquet(path, table_name=_table_name()), str(path))
+        except Exception as exc:  # duckdb raises many types; all mean "cannot read this file"
+            raise DataSourceError(f"File {path} is not a readable Parquet file: {_first_line(exc)}") from None
+    options: dict[str, Any] = {"all_varchar": True, "header": True, "null_padding": True}
+    if low.endswith((".tsv", ".tsv.gz")):
+        options["delim"] = "\t"
+    try:
+        table = con.read_csv(path, table_name=_table_name(), **options)
+        table.count().execute()  # force a full read now, so encoding errors surface here
+        return RawTable(table, str(path))
+    except Exception as exc:
+        message = _first_line(exc)
+        if "unicode" not in message.lower() and "utf" not in message.lower():
+            raise DataSourceError(
+                f"File {path} could not be read as CSV: {message}. Check that it is a "
+                f"comma-, semicolon- or tab-separated text file with one header row."
+            ) from None
+    try:
+        table = con.read_csv(path, table_name=_table_name(), encoding="latin-1", **options)
+        table.count().execute()
+    except Exception as exc:
+        raise DataSourceError(
+            f"File {path} is neither UTF-8 nor Latin-1 text: {_first_line(exc)}. "
+            f"Save it as UTF-8 CSV."
+        ) from None
+    note = f"{path} is not UTF-8; it was read as Latin-1 (Windows-1252). Save as UTF-8 to be sure."
+    warnings.append(note)
+    return RawTable(table, str(path), note)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _new_duckdb() -> Any:
+    return ibis.duckdb.connect()
+
+
+def _folder(path: Path) -> Source:
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_SUFFIXES))
+    src = Source(_new_duckdb(), str(path), "folder", True, files=files)
+    src._names = {p.name: p for p in files}
+    return src
+
+
+def _single_file(path: Path) -> Source:
+    src = Source(_new_duckdb(), str(path), "file", True, files=[path], single=True)
+    src._names = {path.name: path}
+    return src
+
+
+def _xlsx(path: Path) -> Source:
+    try:
+        sheets = pd.read_excel(path, sheet_name=None, dtype=str, engine="openpyxl")
+    except Exception as exc:
+        raise DataSourceError(f"Workbook {path} could not be read: {_first_line(exc)}") from None
+    src = Source(_new_duckdb(), str(path), "xlsx", True, files=[path])
+    src._names = {name: ibis.memtable(_clean_frame(df)) for name, df in sheets.items()}
+    return src
+
+
+def _clean_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Give DataFrame columns string names (memtable needs them); keep values as they are."""
+    out = df.copy()
+    out.columns = [str(c) for c in out.columns]
+    return out
+
+
+def _duckdb_file(path: Path) -> Source:
+    con = _new_duckdb()
+    try:
+        con.attach(str(path), name="src", read_only=True)
+        names = con.list_tables(database=("src", "main"))
+    except Exception as exc:
+        raise DataSourceError(f"DuckDB file {path} could not be opened: {_first_line(exc)}") from None
+    src = Source(con, str(path), "duckdb", True, files=[path])
+    src._names = {n: n for n in names}
+    return src
+
+
+def _url(url: str) -> Source:
+    try:
+        con = ibis.connect(url)
+        names = con.list_tables()
+    except Exception as exc:
+        raise DataSourceError(
+            f"Database {_redact(url)} could not be opened: {_first_line(exc)}. Check the URL, "
+            f"the credentials and that the Ibis backend for it is installed."
+        ) from None
+    src = Source(con, _redact(url), "url", False)
+    src._names = {n: n for n in names}
+    return src
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):([^@]+)@", r"//\1:***@", url)
+
+
+def _frames(frames: dict[str, pd.DataFrame]) -> Source:
+    src = Source(_new_duckdb(), "DataFrames", "frames", True)
+    for name, df in frames.items():
+        if not isinstance(df, pd.DataFrame):
+            raise DataSourceError(
+                f"Table {name!r} is a {type(df).__name__}, not a pandas DataFrame. Pass "
+                f"{{table_name: DataFrame}}."
+            )
+        src._names[str(name)] = ibis.memtable(_clean_frame(df))
+    return src
+
+
+def open_source(source: Any) -> Source:
+    """Open a folder, file, workbook, DuckDB file, database URL, DataFrame or dict of them."""
+    if isinstance(source, pd.DataFrame):
+        source = {"opportunities": source}
+    if isinstance(source, dict):
+        return _frames(source)
+    if isinstance(source, str) and re.match(r"^[a-z][a-z0-9+]*://", source):
+        return _url(source)
+    if not isinstance(source, (str, os.PathLike)):
+        raise DataSourceError(
+            f"Cannot open a {type(source).__name__}. Pass a folder, a .csv/.parquet/.xlsx/.duckdb "
+            f"file, a database URL, or pandas DataFrames."
+        )
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataSourceError(
+            f"{path} does not exist. Pass a folder of CSV/Parquet files, an .xlsx workbook, a "
+            f".duckdb file or a database URL (current folder: {Path.cwd()})."
+        )
+    if path.is_dir():
+        return _folder(path)
+    low = path.name.lower()
+    if low.endswith((".xlsx", ".xlsm")):
+        return _xlsx(path)
+    if low.endswith((".duckdb", ".ddb", ".db")):
+        return _duckdb_file(path)
+    if low.endswith(_SUFFIXES):
+        return _single_file(path)
+    raise DataSourceError(
+        f"{path} has an unsupported type. Use a folder, .csv, .tsv, .parquet, .xlsx or .duckdb."
+    )
