@@ -11,6 +11,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import ibis
 
 from ..errors import DataSourceError, MissingDataError, NoUsableDataError, ParameterError, SchemaError
@@ -18,7 +19,7 @@ from ._mapping import Mapping, TableMapping, _norm, resolve_mapping
 from ._parse import blank, parse_bool, parse_date, parse_number, parse_text
 from ._quality import MetricExclusion, QualityReport, TableReport
 from ._schema import EXCLUDE_RULES, KEYS, SIZE_BANDS, TABLES, Column
-from ._sources import Source, open_source
+from ._sources import Source, _csv_problem, open_source
 
 __all__ = ["SalesData", "load", "validate"]
 
@@ -269,7 +270,7 @@ def _status(values: dict, blanks: dict, tmap: TableMapping) -> tuple[Any, Any]:
     return status, empty
 
 
-def _currency(values: dict, ctx: _Context, raw_parsed: ibis.Table) -> ibis.Table:
+def _currency(ctx: _Context, raw_parsed: ibis.Table) -> ibis.Table:
     """Convert amounts to the base currency; adds _rate (NULL when no rate applies)."""
     t = raw_parsed
     if "currency" not in t.columns:
@@ -352,13 +353,14 @@ def _derive(table: str, t: ibis.Table, rules: list, names: list[str], ctx: _Cont
             ) -> tuple[ibis.Table, list[str]]:
     """Table-specific derived columns and the rules that need them."""
     if table == "opportunities":
-        t = _currency({}, ctx, t)
+        t = _currency(ctx, t)
         if "probability" in t.columns:
             scale = ibis.ifelse(t.probability.max().over() > 1, 100.0, 1.0)
             t = t.mutate(probability=t.probability / scale)
         t = t.mutate(is_closed=t.status != "open", is_won=t.status == "won")
         names = [*names, *(c for c in ("is_closed", "is_won") if c not in names)]
-        t = _add_rule(t, rules, t._rate.isnull(), "currency_without_rate", t.currency)
+        cur = t.currency if "currency" in t.columns else ibis.literal("")
+        t = _add_rule(t, rules, t._rate.isnull(), "currency_without_rate", cur)
         t = _add_rule(t, rules, t.amount < 0, "negative_amount", t.amount)
         if "close_date" in t.columns:
             t = _add_rule(t, rules, t.close_date < t.created_date, "close_before_created",
@@ -466,8 +468,6 @@ def _load_table(table: str, ctx: _Context) -> None:
         ex = annotated.filter(annotated._excluded == rule).select("_example").limit(3).execute()
         rep.examples[rule] = [str(v) for v in ex["_example"].tolist()]
     ctx.report.tables[table] = rep
-    if rawt.encoding_note:
-        rep.notes.append(rawt.encoding_note)
 
 
 def _used(ctx: _Context, table: str) -> ibis.Table:
@@ -575,7 +575,13 @@ def _run(source: Any, mapping: Any, as_of: Any) -> _Context:
     report = QualityReport(source=src.label, mapping=mapping_obj.name)
     ctx = _Context(src, mapping_obj, as_of_date, report, {}, {}, mapping_obj.base_currency)
     for table in LOAD_ORDER:
-        _load_table(table, ctx)
+        try:
+            _load_table(table, ctx)
+        except duckdb.Error as exc:  # raised while the engine reads a file: a data problem
+            raise DataSourceError(
+                f"{src.label}: the {table} data could not be read: {_csv_problem(exc)}. Fix that "
+                f"line in the file (or export it again) and retry."
+            ) from exc
     rep = report.tables["opportunities"]
     if rep.rows_used == 0:
         reasons = ", ".join(f"{n:,} {r}" for r, n in rep.excluded.items())

@@ -116,10 +116,10 @@ def _read_file(con: Any, path: Path, warnings: list[str]) -> RawTable:
         table.count().execute()  # force a full read now, so encoding errors surface here
         return RawTable(table, str(path))
     except Exception as exc:
-        message = _first_line(exc)
-        if "unicode" not in message.lower() and "utf" not in message.lower():
+        full = str(exc).lower()
+        if "unicode" not in full and "utf-8" not in full:
             raise DataSourceError(
-                f"File {path} could not be read as CSV: {message}. Check that it is a "
+                f"File {path} could not be read as CSV: {_csv_problem(exc)}. Check that it is a "
                 f"comma-, semicolon- or tab-separated text file with one header row."
             ) from None
     try:
@@ -133,6 +133,13 @@ def _read_file(con: Any, path: Path, warnings: list[str]) -> RawTable:
     note = f"{path} is not UTF-8; it was read as Latin-1 (Windows-1252). Save as UTF-8 to be sure."
     warnings.append(note)
     return RawTable(table, str(path), note)
+
+
+def _csv_problem(exc: Exception) -> str:
+    """DuckDB's CSV errors: keep the line number and the sentence that says what is wrong."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    keep = [ln for ln in lines[1:] if not ln.lower().startswith(("original line", "possible solution", "file =", "delimiter", "quote", "escape", "new_line", "header", "skip_rows", "comment", "date_format", "timestamp_format"))]
+    return " ".join(lines[:1] + keep[:1]) if lines else type(exc).__name__
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,208 @@
+"""The ``salesops`` command.
+
+Subcommands: ``validate`` (data-quality report) and ``sample`` (synthetic data). Every user
+error is printed as one clear message with exit code 1 (2 for bad arguments), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import SalesOpsError
+
+app = typer.Typer(
+    name="salesops",
+    help="Sales-ops analytics on your CRM data: validate exports, make sample data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DataOpt = Annotated[
+    str,
+    typer.Option("--data", help="Folder of CSV/Parquet, .xlsx, .duckdb file or database URL."),
+]
+MappingOpt = Annotated[
+    str,
+    typer.Option("--mapping", help="canonical, salesforce, hubspot, or a mapping YAML file."),
+]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: latest date in the data)."),
+]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"salesops-widgets {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Sales-ops analytics on your CRM data."""
+
+
+def _print_report(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(100, Console().width))
+    console.print(
+        f"[bold]Data-quality report[/bold]  source: {report.source}  mapping: {report.mapping}  "
+        f"as of: {report.as_of or '-'}  base currency: {report.base_currency or '-'}"
+    )
+    summary = Table("table", "source", "read", "used", "excluded", "flagged", title="Rows")
+    for _, r in report.summary_frame().iterrows():
+        summary.add_row(
+            r["table"],
+            r["source"],
+            f"{r.rows_read:,}",
+            f"{r.rows_used:,}",
+            f"{r.rows_excluded:,}",
+            f"{r.rows_flagged:,}",
+        )
+    console.print(summary)
+    issues = report.issues_frame()
+    if len(issues):
+        t = Table(
+            "table",
+            "rule",
+            "action",
+            "rows",
+            "what it means",
+            "examples",
+            title="Excluded and flagged rows, by rule",
+        )
+        for _, r in issues.iterrows():
+            t.add_row(
+                r["table"],
+                r["rule"],
+                r["action"],
+                f"{r['rows']:,}",
+                r["description"],
+                r["examples"],
+            )
+        console.print(t)
+    metric = report.metric_exclusions_frame()
+    if len(metric):
+        t = Table("table", "metric", "rows left out", "reason", title="Left out of one metric only")
+        for _, r in metric.iterrows():
+            t.add_row(r["table"], r["metric"], f"{r['rows']:,}", r["reason"])
+        console.print(t)
+    for name, rep in report.tables.items():
+        for rule, values in rep.unmatched.items():
+            shown = ", ".join(f"{k} ({n})" for k, n in list(values.items())[:10])
+            console.print(f"{name}.{rule}: {shown}")
+        for note in rep.notes:
+            console.print(f"note ({name}): {note}")
+    if report.missing_tables:
+        console.print(f"Optional tables not found: {', '.join(report.missing_tables)}")
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+@app.command()
+def validate(
+    data: DataOpt,
+    mapping: MappingOpt = "canonical",
+    as_of: AsOfOpt = None,
+    format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Check a CRM export: rows read, used and excluded per table, by rule.
+
+    Exits 0 when the data is usable (exclusions included), 1 on a fatal problem.
+    """
+    from .data import validate as run_validate
+
+    if format not in ("table", "json"):
+        _fail(f"--format must be 'table' or 'json', not {format!r}.", 2)
+    try:
+        report = run_validate(data, mapping=mapping, as_of=as_of)
+    except SalesOpsError as exc:
+        if format == "json":
+            typer.echo(json.dumps({"usable": False, "fatal": str(exc)}, indent=2))
+        _fail(str(exc))
+    if format == "json":
+        typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        _print_report(report)
+    if not report.usable:
+        _fail(report.fatal or "no usable opportunities")
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the sample into.")],
+    opportunities: Annotated[
+        int, typer.Option("--opportunities", min=1, help="Number of opportunities.")
+    ] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 7,
+    messy: Annotated[
+        bool, typer.Option("--messy", help="Plant known data-quality problems (CSV output).")
+    ] = False,
+    as_of: Annotated[str, typer.Option("--as-of", help="As-of date of the sample.")] = "2026-09-30",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="parquet or csv (default: parquet; csv if messy)."),
+    ] = None,
+) -> None:
+    """Write a deterministic synthetic B2B sales dataset with planted effects."""
+    from .data._sample import write_sample
+
+    if fmt not in (None, "parquet", "csv"):
+        _fail(f"--format must be 'parquet' or 'csv', not {fmt!r}.", 2)
+    try:
+        paths = write_sample(
+            out, n_opportunities=opportunities, seed=seed, as_of=as_of, messy=messy, fmt=fmt
+        )
+    except SalesOpsError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"could not write to {out}: {exc.strerror or exc}. Choose a writable --out folder.")
+    for name, path in paths.items():
+        typer.echo(f"{name}: {path}")
+
+
+def run() -> None:  # pragma: no cover - console entry point wrapper
+    """Entry point that never shows a traceback for a user error.
+
+    Set SALESOPS_DEBUG=1 to see the traceback of an unexpected error.
+    """
+    try:
+        app()
+    except SalesOpsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        if os.environ.get("SALESOPS_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        typer.echo(
+            f"error: unexpected {type(exc).__name__}: {first}"
+            f"\nThis is a bug in salesops-widgets, not in your data. Rerun with SALESOPS_DEBUG=1 "
+            f"for the traceback and report it.",
+            err=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()
