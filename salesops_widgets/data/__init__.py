@@ -4,5 +4,13 @@ from ._load import SalesData, load, validate
 from ._mapping import PRESETS, Mapping, resolve_mapping
 from ._quality import QualityReport, TableReport
 
-__all__ = ["SalesData", "load", "validate", "Mapping", "resolve_mapping", "PRESETS",
-           "QualityReport", "TableReport"]
+__all__ = [
+    "SalesData",
+    "load",
+    "validate",
+    "Mapping",
+    "resolve_mapping",
+    "PRESETS",
+    "QualityReport",
+    "TableReport",
+]

@@ -14,7 +14,13 @@ from typing import Any
 import duckdb
 import ibis
 
-from ..errors import DataSourceError, MissingDataError, NoUsableDataError, ParameterError, SchemaError
+from ..errors import (
+    DataSourceError,
+    MissingDataError,
+    NoUsableDataError,
+    ParameterError,
+    SchemaError,
+)
 from ._mapping import Mapping, TableMapping, _norm, resolve_mapping
 from ._parse import blank, parse_bool, parse_date, parse_number, parse_text
 from ._quality import MetricExclusion, QualityReport, TableReport
@@ -47,8 +53,16 @@ class SalesData:
     source has no such table. Build one with :func:`load`.
     """
 
-    def __init__(self, tables: dict[str, ibis.Table], report: QualityReport, *, con: Any,
-                 as_of: _dt.date, base_currency: str | None, mapping: Mapping) -> None:
+    def __init__(
+        self,
+        tables: dict[str, ibis.Table],
+        report: QualityReport,
+        *,
+        con: Any,
+        as_of: _dt.date,
+        base_currency: str | None,
+        mapping: Mapping,
+    ) -> None:
         self._tables = dict(tables)
         self.report = report
         self.con = con
@@ -71,7 +85,9 @@ class SalesData:
         t = self._tables.get(table)
         return t is not None and (column is None or column in t.columns)
 
-    def require(self, analysis: str, table: str, columns: tuple[str, ...] | list[str] = ()) -> ibis.Table:
+    def require(
+        self, analysis: str, table: str, columns: tuple[str, ...] | list[str] = ()
+    ) -> ibis.Table:
         """The table, or a MissingDataError that says what ``analysis`` needs and how to add it."""
         t = self._tables.get(table)
         if t is None:
@@ -140,8 +156,9 @@ def _resolve_columns(raw: ibis.Table, tmap: TableMapping) -> dict[str, str]:
     return found
 
 
-def _schema_error(table: str, label: str, raw: ibis.Table, missing: list[str], ctx: _Context,
-                  tmap: TableMapping) -> SchemaError:
+def _schema_error(
+    table: str, label: str, raw: ibis.Table, missing: list[str], ctx: _Context, tmap: TableMapping
+) -> SchemaError:
     cols = list(raw.columns)
     hint = ""
     if len(cols) == 1 and any(d in cols[0] for d in ";|\t,"):
@@ -159,8 +176,9 @@ def _schema_error(table: str, label: str, raw: ibis.Table, missing: list[str], c
     )
 
 
-def _apply_lookups(raw: ibis.Table, tmap: TableMapping, ctx: _Context, label: str,
-                   notes: list[str]) -> tuple[ibis.Table, dict[str, str]]:
+def _apply_lookups(
+    raw: ibis.Table, tmap: TableMapping, ctx: _Context, label: str, notes: list[str]
+) -> tuple[ibis.Table, dict[str, str]]:
     """Join looked-up columns onto the raw table; returns it and canonical -> joined column."""
     filled: dict[str, str] = {}
     for i, lk in enumerate(tmap.lookups):
@@ -205,8 +223,9 @@ def _apply_lookups(raw: ibis.Table, tmap: TableMapping, ctx: _Context, label: st
     return raw, filled
 
 
-def _parse_columns(raw: ibis.Table, found: dict[str, str], tmap: TableMapping,
-                   mapping: Mapping) -> tuple[dict, dict, dict]:
+def _parse_columns(
+    raw: ibis.Table, found: dict[str, str], tmap: TableMapping, mapping: Mapping
+) -> tuple[dict, dict, dict]:
     """Parsed values, parse-failure flags and blank flags for each present canonical column."""
     values, fails, blanks = {}, {}, {}
     for col in TABLES[tmap.table]:
@@ -290,7 +309,9 @@ def _currency(ctx: _Context, raw_parsed: ibis.Table) -> ibis.Table:
     other = t.currency.notnull() & (t.currency != base) if base else ibis.literal(False)
     rates = ctx.annotated.get("currency_rates")
     if rates is not None:
-        r = rates.filter(rates._excluded.isnull()).select(_rc=rates.currency.upper(), _rr=rates.rate)
+        r = rates.filter(rates._excluded.isnull()).select(
+            _rc=rates.currency.upper(), _rr=rates.rate
+        )
         t = t.left_join(r, t.currency == r._rc).drop("_rc")
         rate = ibis.ifelse(other, t._rr, 1.0)
         t = t.drop("_rr").mutate(_rate=rate)
@@ -300,8 +321,9 @@ def _currency(ctx: _Context, raw_parsed: ibis.Table) -> ibis.Table:
     return t.mutate(_cur_other=other, **conv)
 
 
-def _annotate(table: str, raw: ibis.Table, found: dict[str, str], tmap: TableMapping,
-              ctx: _Context) -> tuple[ibis.Table, list[str], list[tuple[str, str]]]:
+def _annotate(
+    table: str, raw: ibis.Table, found: dict[str, str], tmap: TableMapping, ctx: _Context
+) -> tuple[ibis.Table, list[str], list[tuple[str, str]]]:
     """Parsed canonical columns, plus one (_cN, _xN) column pair per row-level rule."""
     values, fails, blanks = _parse_columns(raw, found, tmap, ctx.mapping)
     cols: list[Column] = [c for c in TABLES[table] if c.name in values]
@@ -328,8 +350,11 @@ def _annotate(table: str, raw: ibis.Table, found: dict[str, str], tmap: TableMap
             [(fails[c.name], raw[found[c.name]].cast("string")) for c in bucket],
             ibis.null("string"),
         )
-    formula = [(values[c.name].re_search(_FORMULA), values[c.name]) for c in cols
-               if c.kind in ("id", "text")]
+    formula = [
+        (values[c.name].re_search(_FORMULA), values[c.name])
+        for c in cols
+        if c.kind in ("id", "text")
+    ]
     helper["_formula"] = _any([f for f, _ in formula])
     helper["_formula_ex"] = _first_true(formula, ibis.null("string"))
     rule_cols: dict[str, Any] = {}
@@ -342,15 +367,17 @@ def _annotate(table: str, raw: ibis.Table, found: dict[str, str], tmap: TableMap
     return t, [c.name for c in cols] + list(extra), rules
 
 
-def _add_rule(t: ibis.Table, rules: list[tuple[str, str]], cond: Any, rule: str,
-              example: Any) -> ibis.Table:
+def _add_rule(
+    t: ibis.Table, rules: list[tuple[str, str]], cond: Any, rule: str, example: Any
+) -> ibis.Table:
     i = len(rules)
     rules.append((f"_c{i}", rule))
     return t.mutate(**{f"_c{i}": cond.fill_null(False), f"_x{i}": example.cast("string")})
 
 
-def _derive(table: str, t: ibis.Table, rules: list, names: list[str], ctx: _Context
-            ) -> tuple[ibis.Table, list[str]]:
+def _derive(
+    table: str, t: ibis.Table, rules: list, names: list[str], ctx: _Context
+) -> tuple[ibis.Table, list[str]]:
     """Table-specific derived columns and the rules that need them."""
     if table == "opportunities":
         t = _currency(ctx, t)
@@ -363,24 +390,46 @@ def _derive(table: str, t: ibis.Table, rules: list, names: list[str], ctx: _Cont
         t = _add_rule(t, rules, t._rate.isnull(), "currency_without_rate", cur)
         t = _add_rule(t, rules, t.amount < 0, "negative_amount", t.amount)
         if "close_date" in t.columns:
-            t = _add_rule(t, rules, t.close_date < t.created_date, "close_before_created",
-                          t.created_date.cast("string") + " > " + t.close_date.cast("string"))
+            t = _add_rule(
+                t,
+                rules,
+                t.close_date < t.created_date,
+                "close_before_created",
+                t.created_date.cast("string") + " > " + t.close_date.cast("string"),
+            )
     if table == "line_items":
         neg = (t.quantity < 0) | (t.list_price < 0) | (t.invoice_price < 0)
-        t = _add_rule(t, rules, neg, "negative_amount",
-                      t.quantity.cast("string") + " x " + t.invoice_price.cast("string"))
+        t = _add_rule(
+            t,
+            rules,
+            neg,
+            "negative_amount",
+            t.quantity.cast("string") + " x " + t.invoice_price.cast("string"),
+        )
         if "discount_percent" in t.columns:
-            t = t.mutate(invoice_price=t.invoice_price * (1 - t.discount_percent.fill_null(0) / 100))
+            t = t.mutate(
+                invoice_price=t.invoice_price * (1 - t.discount_percent.fill_null(0) / 100)
+            )
     if table == "accounts" and "employee_count" in t.columns:
         t = _size_band(t)
         names = [*names, *(["size_band"] if "size_band" not in names else [])]
     if table in ("stage_history", "line_items") and "opportunities" in ctx.annotated:
         opp = ctx.annotated["opportunities"]
         used = opp.filter(opp._excluded.isnull()).opportunity_id
-        t = _add_rule(t, rules, ~t.opportunity_id.isin(used) & t.opportunity_id.isin(opp.opportunity_id),
-                      "parent_excluded", t.opportunity_id)
-        t = _add_rule(t, rules, ~t.opportunity_id.isin(opp.opportunity_id),
-                      "unmatched_opportunity", t.opportunity_id)
+        t = _add_rule(
+            t,
+            rules,
+            ~t.opportunity_id.isin(used) & t.opportunity_id.isin(opp.opportunity_id),
+            "parent_excluded",
+            t.opportunity_id,
+        )
+        t = _add_rule(
+            t,
+            rules,
+            ~t.opportunity_id.isin(opp.opportunity_id),
+            "unmatched_opportunity",
+            t.opportunity_id,
+        )
     return t, names
 
 
@@ -396,8 +445,10 @@ def _exclusions(table: str, t: ibis.Table, rules: list, names: list[str]) -> ibi
         ok = t._excluded.isnull()
         w = ibis.window(group_by=[t[key], ok], order_by=[t[c] for c in names])
         dup = ok & (ibis.row_number().over(w) > 0)
-        t = t.mutate(_excluded=ibis.ifelse(dup, "duplicate_id", t._excluded),
-                     _example=ibis.ifelse(dup, t[key], t._example))
+        t = t.mutate(
+            _excluded=ibis.ifelse(dup, "duplicate_id", t._excluded),
+            _example=ibis.ifelse(dup, t[key], t._example),
+        )
     meta = [c for c in t.columns if c.startswith(("_bad", "_formula", "_cur_other"))]
     return t.select(*names, *meta, "_excluded", "_example")
 
@@ -405,8 +456,9 @@ def _exclusions(table: str, t: ibis.Table, rules: list, names: list[str]) -> ibi
 def _size_band(t: ibis.Table) -> ibis.Table:
     e = t.employee_count
     cases = [(e < upper, label) for upper, label in SIZE_BANDS if upper is not None]
-    derived = ibis.ifelse(e.isnull(), ibis.null("string"),
-                          ibis.cases(*cases, else_=SIZE_BANDS[-1][1]))
+    derived = ibis.ifelse(
+        e.isnull(), ibis.null("string"), ibis.cases(*cases, else_=SIZE_BANDS[-1][1])
+    )
     if "size_band" in t.columns:
         return t.mutate(size_band=ibis.coalesce(t.size_band, derived))
     return t.mutate(size_band=derived)
@@ -531,8 +583,14 @@ def _flag_report(table: str, ctx: _Context) -> None:
     for rule in rep.flagged:
         if rule in _UNMATCHED:
             col = _UNMATCHED[rule][0]
-            top = (t.filter(flags[rule]).group_by(col).aggregate(n=lambda x: x.count())
-                   .order_by([ibis.desc("n"), col]).limit(20).execute())
+            top = (
+                t.filter(flags[rule])
+                .group_by(col)
+                .aggregate(n=lambda x: x.count())
+                .order_by([ibis.desc("n"), col])
+                .limit(20)
+                .execute()
+            )
             rep.unmatched[rule] = {str(k): int(n) for k, n in zip(top[col], top["n"], strict=True)}
             rep.examples[f"flag:{rule}"] = [str(k) for k in top[col].head(3)]
             continue
@@ -557,7 +615,10 @@ def _metric_exclusions(ctx: _Context) -> None:
     else:
         rep.notes.append("no close_date column: cycle-time metrics need it")
     if "probability" in t.columns:
-        checks["weighted pipeline"] = (~t.is_closed & t.probability.isnull(), "open without probability")
+        checks["weighted pipeline"] = (
+            ~t.is_closed & t.probability.isnull(),
+            "open without probability",
+        )
     if not checks:
         return
     row = t.aggregate(**{k: c.fill_null(True).cast("int64").sum() for k, (c, _) in checks.items()})
@@ -642,5 +703,11 @@ def load(source: Any, *, mapping: Any = "canonical", as_of: Any = None) -> Sales
     tables = {}
     for name, annotated in ctx.annotated.items():
         tables[name] = annotated.filter(annotated._excluded.isnull()).select(*ctx.columns[name])
-    return SalesData(tables, ctx.report, con=ctx.source.con, as_of=ctx.as_of,
-                     base_currency=ctx.base_currency, mapping=ctx.mapping)
+    return SalesData(
+        tables,
+        ctx.report,
+        con=ctx.source.con,
+        as_of=ctx.as_of,
+        base_currency=ctx.base_currency,
+        mapping=ctx.mapping,
+    )

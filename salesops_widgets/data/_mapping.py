@@ -21,14 +21,22 @@ __all__ = ["Lookup", "TableMapping", "Mapping", "resolve_mapping", "PRESETS"]
 _PRESET_DIR = Path(__file__).parent / "presets"
 PRESETS = tuple(sorted(p.stem for p in _PRESET_DIR.glob("*.yaml")))
 
-_TOP_KEYS = {"name", "description", "extends", "base_currency", "date_formats", "decimal_comma", "tables"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "extends",
+    "base_currency",
+    "date_formats",
+    "decimal_comma",
+    "tables",
+}
 _TABLE_KEYS = {"source", "columns", "stages", "values", "date_formats", "lookups"}
 _LOOKUP_KEYS = {"column", "source", "key", "lookup_key", "value", "optional"}
 
 
 @dataclass(frozen=True)
 class Lookup:
-    """Fill canonical ``column`` with ``value`` from ``source``, joining ``key`` = ``lookup_key``."""
+    """Fill canonical ``column`` from ``source``.``value``, joining ``key`` = ``lookup_key``."""
 
     column: str
     source: tuple[str, ...]

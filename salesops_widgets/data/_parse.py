@@ -41,7 +41,9 @@ def parse_text(col: ibis.Value) -> tuple[ibis.Value, ibis.BooleanValue]:
     return _text(col), ibis.literal(False)
 
 
-def parse_number(col: ibis.Value, *, decimal_comma: bool = False) -> tuple[ibis.Value, ibis.BooleanValue]:
+def parse_number(
+    col: ibis.Value, *, decimal_comma: bool = False
+) -> tuple[ibis.Value, ibis.BooleanValue]:
     """A float64; text may carry currency symbols, spaces and thousands separators."""
     typ = col.type()
     if typ.is_numeric() or typ.is_boolean():
@@ -85,7 +87,5 @@ def parse_bool(col: ibis.Value) -> tuple[ibis.Value, ibis.BooleanValue]:
     if typ.is_numeric():
         return ibis.ifelse(col.isnull(), ibis.null("boolean"), col != 0), ibis.literal(False)
     s = _text(col).lower()
-    value = (
-        ibis.cases((s.isin(_TRUE), True), (s.isin(_FALSE), False), else_=ibis.null("boolean"))
-    )
+    value = ibis.cases((s.isin(_TRUE), True), (s.isin(_FALSE), False), else_=ibis.null("boolean"))
     return value, s.notnull() & value.isnull()

@@ -77,7 +77,9 @@ class Source:
         if self.kind in ("xlsx", "frames"):
             return RawTable(locator, f"{self.label} [{name}]")
         if self.kind == "duckdb":
-            return RawTable(self.con.table(locator, database=("src", "main")), f"{self.label}:{name}")
+            return RawTable(
+                self.con.table(locator, database=("src", "main")), f"{self.label}:{name}"
+            )
         return RawTable(self.con.table(locator), f"{self.label}:{name}")
 
 
@@ -107,7 +109,9 @@ def _read_file(con: Any, path: Path, warnings: list[str]) -> RawTable:
         try:
             return RawTable(con.read_parquet(path, table_name=_table_name()), str(path))
         except Exception as exc:  # duckdb raises many types; all mean "cannot read this file"
-            raise DataSourceError(f"File {path} is not a readable Parquet file: {_first_line(exc)}") from None
+            raise DataSourceError(
+                f"File {path} is not a readable Parquet file: {_first_line(exc)}"
+            ) from None
     options: dict[str, Any] = {"all_varchar": True, "header": True, "null_padding": True}
     if low.endswith((".tsv", ".tsv.gz")):
         options["delim"] = "\t"
@@ -138,7 +142,26 @@ def _read_file(con: Any, path: Path, warnings: list[str]) -> RawTable:
 def _csv_problem(exc: Exception) -> str:
     """DuckDB's CSV errors: keep the line number and the sentence that says what is wrong."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    keep = [ln for ln in lines[1:] if not ln.lower().startswith(("original line", "possible solution", "file =", "delimiter", "quote", "escape", "new_line", "header", "skip_rows", "comment", "date_format", "timestamp_format"))]
+    keep = [
+        ln
+        for ln in lines[1:]
+        if not ln.lower().startswith(
+            (
+                "original line",
+                "possible solution",
+                "file =",
+                "delimiter",
+                "quote",
+                "escape",
+                "new_line",
+                "header",
+                "skip_rows",
+                "comment",
+                "date_format",
+                "timestamp_format",
+            )
+        )
+    ]
     return " ".join(lines[:1] + keep[:1]) if lines else type(exc).__name__
 
 
@@ -187,7 +210,9 @@ def _duckdb_file(path: Path) -> Source:
         con.attach(str(path), name="src", read_only=True)
         names = con.list_tables(database=("src", "main"))
     except Exception as exc:
-        raise DataSourceError(f"DuckDB file {path} could not be opened: {_first_line(exc)}") from None
+        raise DataSourceError(
+            f"DuckDB file {path} could not be opened: {_first_line(exc)}"
+        ) from None
     src = Source(con, str(path), "duckdb", True, files=[path])
     src._names = {n: n for n in names}
     return src
