@@ -38,7 +38,7 @@ LOAD_ORDER = (
     "stage_history",
     "line_items",
 )
-_FORMULA = r"^\s*([=@]|[+\-][^0-9.,\s])"
+_FORMULA = r"^([=@]|[+\-][^0-9.,\s])"
 _UNMATCHED = {
     "unmatched_account": ("account_id", "accounts"),
     "unmatched_owner": ("owner_id", "reps"),
@@ -321,27 +321,43 @@ def _currency(ctx: _Context, raw_parsed: ibis.Table) -> ibis.Table:
     return t.mutate(_cur_other=other, **conv)
 
 
+# A rule: (condition column, rule name, example builder: final table -> text expression)
+_Rule = tuple[str, str, Any]
+
+
 def _annotate(
     table: str, raw: ibis.Table, found: dict[str, str], tmap: TableMapping, ctx: _Context
-) -> tuple[ibis.Table, list[str], list[tuple[str, str]]]:
-    """Parsed canonical columns, plus one (_cN, _xN) column pair per row-level rule."""
+) -> tuple[ibis.Table, list[str], list[_Rule]]:
+    """Parsed canonical columns, flag helpers, and one boolean column per row-level rule."""
     values, fails, blanks = _parse_columns(raw, found, tmap, ctx.mapping)
     cols: list[Column] = [c for c in TABLES[table] if c.name in values]
-    checks: list[tuple[Any, str, Any]] = []  # (condition, rule, example text)
+    checks: list[tuple[Any, str, Any]] = []  # (condition, rule, example builder)
+    raw_text: dict[str, Any] = {}  # raw text kept only to show examples of failures
+
+    def raw_example(name: str) -> Any:
+        raw_text[f"_raw_{name}"] = raw[found[name]].cast("string")
+        return lambda t: t[f"_raw_{name}"]
+
     for c in cols:
         if c.required:
-            checks.append((blanks[c.name], "missing_required", ibis.literal(f"{c.name} empty")))
+            checks.append((blanks[c.name], "missing_required", _lit(f"{c.name} empty")))
     extra: dict[str, Any] = {}
     if table == "opportunities":
         status, empty = _status(values, blanks, tmap)
-        checks.append((empty, "missing_required", ibis.literal("stage and is_closed empty")))
-        stage_text = raw[found["stage"]].cast("string") if "stage" in found else ibis.literal("")
-        checks.append((status.isnull(), "unknown_stage", stage_text))
+        checks.append((empty, "missing_required", _lit("stage and is_closed empty")))
+        stage_ex = raw_example("stage") if "stage" in found else _lit("no status")
+        checks.append((status.isnull(), "unknown_stage", stage_ex))
         extra["status"] = status
-    for c in cols:
-        if c.required and c.kind in ("number", "date", "timestamp"):
-            rule = "unparseable_number" if c.kind == "number" else "unparseable_date"
-            checks.append((fails[c.name], rule, raw[found[c.name]].cast("string")))
+    parsed_text = [
+        c
+        for c in cols
+        if c.required
+        and c.kind in ("number", "date", "timestamp")
+        and raw[found[c.name]].type().is_string()
+    ]
+    for c in parsed_text:
+        rule = "unparseable_number" if c.kind == "number" else "unparseable_date"
+        checks.append((fails[c.name], rule, raw_example(c.name)))
     helper: dict[str, Any] = {}
     for kind, kinds in (("number", ("number", "bool")), ("date", ("date", "timestamp"))):
         bucket = [c for c in cols if not c.required and c.kind in kinds]
@@ -351,32 +367,34 @@ def _annotate(
             ibis.null("string"),
         )
     formula = [
-        (values[c.name].re_search(_FORMULA), values[c.name])
+        (
+            values[c.name].re_search(_FORMULA),
+            values[c.name],
+        )
         for c in cols
         if c.kind in ("id", "text")
     ]
     helper["_formula"] = _any([f for f, _ in formula])
     helper["_formula_ex"] = _first_true(formula, ibis.null("string"))
-    rule_cols: dict[str, Any] = {}
-    rules: list[tuple[str, str]] = []
-    for i, (cond, rule, example) in enumerate(checks):
-        rule_cols[f"_c{i}"] = cond.fill_null(False)
-        rule_cols[f"_x{i}"] = example.cast("string")
-        rules.append((f"_c{i}", rule))
-    t = raw.select(**values, **extra, **helper, **rule_cols)
+    conds = {f"_c{i}": cond.fill_null(False) for i, (cond, _, _) in enumerate(checks)}
+    rules = [(f"_c{i}", rule, ex) for i, (_, rule, ex) in enumerate(checks)]
+    t = raw.select(**values, **extra, **helper, **raw_text, **conds)
     return t, [c.name for c in cols] + list(extra), rules
 
 
-def _add_rule(
-    t: ibis.Table, rules: list[tuple[str, str]], cond: Any, rule: str, example: Any
-) -> ibis.Table:
-    i = len(rules)
-    rules.append((f"_c{i}", rule))
-    return t.mutate(**{f"_c{i}": cond.fill_null(False), f"_x{i}": example.cast("string")})
+def _lit(text: str) -> Any:
+    return lambda t: ibis.literal(text)
+
+
+def _add_rule(t: ibis.Table, rules: list[_Rule], cond: Any, rule: str, example: Any) -> ibis.Table:
+    """Add one derived rule as a boolean column; ``example`` builds its text from the table."""
+    col = f"_c{len(rules)}"
+    rules.append((col, rule, example))
+    return t.mutate(**{col: cond.fill_null(False)})
 
 
 def _derive(
-    table: str, t: ibis.Table, rules: list, names: list[str], ctx: _Context
+    table: str, t: ibis.Table, names: list[str], rules: list[_Rule], ctx: _Context
 ) -> tuple[ibis.Table, list[str]]:
     """Table-specific derived columns and the rules that need them."""
     if table == "opportunities":
@@ -386,16 +404,16 @@ def _derive(
             t = t.mutate(probability=t.probability / scale)
         t = t.mutate(is_closed=t.status != "open", is_won=t.status == "won")
         names = [*names, *(c for c in ("is_closed", "is_won") if c not in names)]
-        cur = t.currency if "currency" in t.columns else ibis.literal("")
+        cur = (lambda x: x.currency) if "currency" in t.columns else _lit("")
         t = _add_rule(t, rules, t._rate.isnull(), "currency_without_rate", cur)
-        t = _add_rule(t, rules, t.amount < 0, "negative_amount", t.amount)
+        t = _add_rule(t, rules, t.amount < 0, "negative_amount", lambda x: x.amount)
         if "close_date" in t.columns:
             t = _add_rule(
                 t,
                 rules,
                 t.close_date < t.created_date,
                 "close_before_created",
-                t.created_date.cast("string") + " > " + t.close_date.cast("string"),
+                lambda x: x.created_date.cast("string") + " > " + x.close_date.cast("string"),
             )
     if table == "line_items":
         neg = (t.quantity < 0) | (t.list_price < 0) | (t.invoice_price < 0)
@@ -404,7 +422,7 @@ def _derive(
             rules,
             neg,
             "negative_amount",
-            t.quantity.cast("string") + " x " + t.invoice_price.cast("string"),
+            lambda x: x.quantity.cast("string") + " x " + x.invoice_price.cast("string"),
         )
         if "discount_percent" in t.columns:
             t = t.mutate(
@@ -415,42 +433,50 @@ def _derive(
         names = [*names, *(["size_band"] if "size_band" not in names else [])]
     if table in ("stage_history", "line_items") and "opportunities" in ctx.annotated:
         opp = ctx.annotated["opportunities"]
-        used = opp.filter(opp._excluded.isnull()).opportunity_id
+        parents = opp.group_by(_pid="opportunity_id").aggregate(
+            _parent_ok=opp._excluded.isnull().any()
+        )
+        t = t.left_join(parents, t.opportunity_id == parents._pid).drop("_pid")
         t = _add_rule(
             t,
             rules,
-            ~t.opportunity_id.isin(used) & t.opportunity_id.isin(opp.opportunity_id),
+            t._parent_ok.notnull() & ~t._parent_ok,
             "parent_excluded",
-            t.opportunity_id,
+            lambda x: x.opportunity_id,
         )
         t = _add_rule(
-            t,
-            rules,
-            ~t.opportunity_id.isin(opp.opportunity_id),
-            "unmatched_opportunity",
-            t.opportunity_id,
+            t, rules, t._parent_ok.isnull(), "unmatched_opportunity", lambda x: x.opportunity_id
         )
     return t, names
 
 
-def _exclusions(table: str, t: ibis.Table, rules: list, names: list[str]) -> ibis.Table:
-    """_excluded = the first failing rule in EXCLUDE_RULES order; then duplicate ids."""
+def _exclusions(table: str, t: ibis.Table, names: list[str], rules: list[_Rule]) -> ibis.Table:
+    """_excluded = the first failing rule in EXCLUDE_RULES order; then repeated keys.
+
+    Among valid rows sharing a key, one is kept: the first by the table's leading canonical
+    columns (for opportunities: earliest created_date, then smallest amount), so the choice
+    does not depend on file order.
+    """
     order = {r: i for i, r in enumerate(EXCLUDE_RULES)}
     ranked = sorted(rules, key=lambda r: order[r[1]])
-    excluded = _first_true([(t[c], r) for c, r in ranked], ibis.null("string"))
-    example = _first_true([(t[c], t["_x" + c[2:]]) for c, _ in ranked], ibis.null("string"))
-    t = t.mutate(_excluded=excluded, _example=example)
+    excluded = _first_true([(t[c], rule) for c, rule, _ in ranked], ibis.null("string"))
+    example = _first_true(
+        [(t[c], ex(t).cast("string")) for c, _, ex in ranked], ibis.null("string")
+    )
+    meta = [c for c in t.columns if c.startswith(("_bad", "_formula", "_cur_other"))]
+    t = t.select(*names, *meta, _excluded=excluded, _example=example)
     key = KEYS[table]
     if key is not None and key in t.columns:
         ok = t._excluded.isnull()
-        w = ibis.window(group_by=[t[key], ok], order_by=[t[c] for c in names])
-        dup = ok & (ibis.row_number().over(w) > 0)
-        t = t.mutate(
-            _excluded=ibis.ifelse(dup, "duplicate_id", t._excluded),
-            _example=ibis.ifelse(dup, t[key], t._example),
+        w = ibis.window(group_by=[t[key], ok], order_by=[t[c] for c in names[:6]])
+        t = t.mutate(_dup=ok & (ibis.row_number().over(w) > 0))
+        t = t.select(
+            *names,
+            *meta,
+            _excluded=ibis.ifelse(t._dup, "duplicate_id", t._excluded),
+            _example=ibis.ifelse(t._dup, t[key], t._example),
         )
-    meta = [c for c in t.columns if c.startswith(("_bad", "_formula", "_cur_other"))]
-    return t.select(*names, *meta, "_excluded", "_example")
+    return t
 
 
 def _size_band(t: ibis.Table) -> ibis.Table:
@@ -498,8 +524,8 @@ def _load_table(table: str, ctx: _Context) -> None:
     if missing:
         raise _schema_error(table, rawt.label, raw, missing, ctx, tmap)
     t, names, rules = _annotate(table, raw, found, tmap, ctx)
-    t, names = _derive(table, t, rules, names, ctx)
-    annotated = _materialize(ctx, table, _exclusions(table, t, rules, names))
+    t, names = _derive(table, t, names, rules, ctx)
+    annotated = _materialize(ctx, table, _exclusions(table, t, names, rules))
     ctx.annotated[table] = annotated
     ctx.columns[table] = names
     rep = TableReport(table=table, source=rawt.label, notes=notes)

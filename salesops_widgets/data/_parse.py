@@ -32,8 +32,7 @@ def blank(col: ibis.Value) -> ibis.BooleanValue:
 
 
 def _text(col: ibis.Value) -> ibis.StringValue:
-    s = col.cast("string").strip()
-    return ibis.ifelse(s == "", ibis.null("string"), s)
+    return col.cast("string").strip().nullif("")
 
 
 def parse_text(col: ibis.Value) -> tuple[ibis.Value, ibis.BooleanValue]:
