@@ -38,7 +38,7 @@ LOAD_ORDER = (
     "stage_history",
     "line_items",
 )
-_FORMULA = r"^([=@]|[+\-][^0-9.,\s])"
+_FORMULA = r"^[=+\-@]"
 _UNMATCHED = {
     "unmatched_account": ("account_id", "accounts"),
     "unmatched_owner": ("owner_id", "reps"),

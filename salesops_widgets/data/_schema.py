@@ -189,6 +189,6 @@ RULE_TEXT = {
     "unmatched_owner": "owner_id matches no rep",
     "unmatched_product": "product_id matches no product",
     "open_close_date_past": "open deal with an expected close date before the as-of date",
-    "formula_text": "text starts like a spreadsheet formula (=, +, -, @)",
+    "formula_text": "text starts with =, +, - or @, which a spreadsheet runs as a formula",
     "mixed_currencies": "several currencies, converted with currency_rates",
 }

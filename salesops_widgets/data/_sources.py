@@ -116,8 +116,9 @@ def _read_file(con: Any, path: Path, warnings: list[str]) -> RawTable:
     if low.endswith((".tsv", ".tsv.gz")):
         options["delim"] = "\t"
     try:
-        table = con.read_csv(path, table_name=_table_name(), **options)
-        table.count().execute()  # force a full read now, so encoding errors surface here
+        # one full read into a temporary table: encoding and shape errors surface here, and
+        # later queries do not parse the CSV again
+        table = _temp_copy(con, con.read_csv(path, table_name=_table_name(), **options))
         return RawTable(table, str(path))
     except Exception as exc:
         full = str(exc).lower()
@@ -127,8 +128,8 @@ def _read_file(con: Any, path: Path, warnings: list[str]) -> RawTable:
                 f"comma-, semicolon- or tab-separated text file with one header row."
             ) from None
     try:
-        table = con.read_csv(path, table_name=_table_name(), encoding="latin-1", **options)
-        table.count().execute()
+        view = con.read_csv(path, table_name=_table_name(), encoding="latin-1", **options)
+        table = _temp_copy(con, view)
     except Exception as exc:
         raise DataSourceError(
             f"File {path} is neither UTF-8 nor Latin-1 text: {_first_line(exc)}. "
@@ -137,6 +138,10 @@ def _read_file(con: Any, path: Path, warnings: list[str]) -> RawTable:
     note = f"{path} is not UTF-8; it was read as Latin-1 (Windows-1252). Save as UTF-8 to be sure."
     warnings.append(note)
     return RawTable(table, str(path), note)
+
+
+def _temp_copy(con: Any, table: ibis.Table) -> ibis.Table:
+    return con.create_table(_table_name(), table, temp=True)
 
 
 def _csv_problem(exc: Exception) -> str:
