@@ -3,6 +3,7 @@
 from ._load import SalesData, load, validate
 from ._mapping import PRESETS, Mapping, resolve_mapping
 from ._quality import QualityReport, TableReport
+from ._sample import generate_sample, write_sample
 
 __all__ = [
     "SalesData",
@@ -13,4 +14,6 @@ __all__ = [
     "PRESETS",
     "QualityReport",
     "TableReport",
+    "generate_sample",
+    "write_sample",
 ]
