@@ -10,6 +10,7 @@ import fnmatch
 import itertools
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,24 @@ def _first_line(exc: Exception) -> str:
 
 
 def _new_duckdb() -> Any:
-    return ibis.duckdb.connect()
+    """An embedded in-memory DuckDB that spills to the system temp folder past its memory limit.
+
+    SALESOPS_DUCKDB_MEMORY (default 1GB) and SALESOPS_DUCKDB_THREADS (default: all cores)
+    override the engine settings.
+    """
+    config = {
+        "memory_limit": os.environ.get("SALESOPS_DUCKDB_MEMORY", "1GB"),
+        "temp_directory": str(Path(tempfile.gettempdir()) / "salesops-duckdb"),
+    }
+    if os.environ.get("SALESOPS_DUCKDB_THREADS"):
+        config["threads"] = int(os.environ["SALESOPS_DUCKDB_THREADS"])
+    try:
+        return ibis.duckdb.connect(**config)
+    except Exception as exc:
+        raise DataSourceError(
+            f"The DuckDB engine could not start with {config}: {_first_line(exc)}. Check "
+            f"SALESOPS_DUCKDB_MEMORY / SALESOPS_DUCKDB_THREADS."
+        ) from None
 
 
 def _folder(path: Path) -> Source:
