@@ -82,15 +82,11 @@ def _print_report(report) -> None:
     console.print(summary)
     issues = report.issues_frame()
     if len(issues):
-        t = Table(
-            "table",
-            "rule",
-            "action",
-            "rows",
-            "what it means",
-            "examples",
-            title="Excluded and flagged rows, by rule",
-        )
+        t = Table(title="Excluded and flagged rows, by rule")
+        t.add_column("table", no_wrap=True)
+        t.add_column("rule", no_wrap=True)
+        for name in ("action", "rows", "what it means", "examples"):
+            t.add_column(name)
         for _, r in issues.iterrows():
             t.add_row(
                 r["table"],

@@ -39,6 +39,17 @@ LOAD_ORDER = (
     "line_items",
 )
 _FORMULA = r"^[=+\-@]"
+_CHILD_MONEY = {
+    "stage_history": ("amount",),
+    "line_items": (
+        "list_price",
+        "invoice_price",
+        "rebate",
+        "freight",
+        "payment_terms_cost",
+        "unit_cost",
+    ),
+}
 _UNMATCHED = {
     "unmatched_account": ("account_id", "accounts"),
     "unmatched_owner": ("owner_id", "reps"),
@@ -307,18 +318,18 @@ def _currency(ctx: _Context, raw_parsed: ibis.Table) -> ibis.Table:
         ctx.base_currency = str(top["currency"].iloc[0]) if len(top) else None
     base = ctx.base_currency
     other = t.currency.notnull() & (t.currency != base) if base else ibis.literal(False)
+    t = t.mutate(_cur_other=other)
     rates = ctx.annotated.get("currency_rates")
     if rates is not None:
-        r = rates.filter(rates._excluded.isnull()).select(
+        r = rates.filter(rates._excluded.isnull() & (rates.rate > 0)).select(
             _rc=rates.currency.upper(), _rr=rates.rate
         )
         t = t.left_join(r, t.currency == r._rc).drop("_rc")
-        rate = ibis.ifelse(other, t._rr, 1.0)
-        t = t.drop("_rr").mutate(_rate=rate)
+        t = t.mutate(_rate=ibis.ifelse(t._cur_other, t._rr, 1.0)).drop("_rr")
     else:
-        t = t.mutate(_rate=ibis.ifelse(other, ibis.null("float64"), 1.0))
+        t = t.mutate(_rate=ibis.ifelse(t._cur_other, ibis.null("float64"), 1.0))
     conv = {c: t[c] / t._rate for c in ("amount", "list_amount") if c in t.columns}
-    return t.mutate(_cur_other=other, **conv)
+    return t.mutate(**conv)
 
 
 # A rule: (condition column, rule name, example builder: final table -> text expression)
@@ -425,18 +436,24 @@ def _derive(
             lambda x: x.quantity.cast("string") + " x " + x.invoice_price.cast("string"),
         )
         if "discount_percent" in t.columns:
+            # folded into invoice_price here, and dropped so that nothing applies it twice
             t = t.mutate(
                 invoice_price=t.invoice_price * (1 - t.discount_percent.fill_null(0) / 100)
             )
+            names = [n for n in names if n != "discount_percent"]
     if table == "accounts" and "employee_count" in t.columns:
         t = _size_band(t)
         names = [*names, *(["size_band"] if "size_band" not in names else [])]
     if table in ("stage_history", "line_items") and "opportunities" in ctx.annotated:
         opp = ctx.annotated["opportunities"]
         parents = opp.group_by(_pid="opportunity_id").aggregate(
-            _parent_ok=opp._excluded.isnull().any()
+            _parent_ok=opp._excluded.isnull().any(),
+            _parent_rate=opp._rate.max(where=opp._excluded.isnull()),
         )
         t = t.left_join(parents, t.opportunity_id == parents._pid).drop("_pid")
+        # child amounts are in their opportunity's currency: convert them the same way
+        money = _CHILD_MONEY[table]
+        t = t.mutate(**{c: t[c] / t._parent_rate.fill_null(1.0) for c in money if c in t.columns})
         t = _add_rule(
             t,
             rules,
@@ -463,7 +480,7 @@ def _exclusions(table: str, t: ibis.Table, names: list[str], rules: list[_Rule])
     example = _first_true(
         [(t[c], ex(t).cast("string")) for c, _, ex in ranked], ibis.null("string")
     )
-    meta = [c for c in t.columns if c.startswith(("_bad", "_formula", "_cur_other"))]
+    meta = [c for c in t.columns if c.startswith(("_bad", "_formula", "_cur_other", "_rate"))]
     t = t.select(*names, *meta, _excluded=excluded, _example=example)
     key = KEYS[table]
     if key is not None and key in t.columns:
@@ -537,7 +554,7 @@ def _load_table(table: str, ctx: _Context) -> None:
             rep.excluded[str(rule)] = int(n)
     rep.rows_read = rep.rows_used + rep.rows_excluded
     if rep.rows_read == 0 and table == "opportunities":
-        raise NoUsableDataError(
+        ctx.report.fatal = (
             f"{rawt.label}: the opportunities table has a header but no rows. Export it again "
             f"with its data."
         )
@@ -545,7 +562,23 @@ def _load_table(table: str, ctx: _Context) -> None:
     for rule in rep.excluded:
         ex = annotated.filter(annotated._excluded == rule).select("_example").limit(3).execute()
         rep.examples[rule] = [str(v) for v in ex["_example"].tolist()]
+    if "unmatched_opportunity" in rep.excluded:
+        rep.unmatched["unmatched_opportunity"] = _top_values(
+            annotated.filter(annotated._excluded == "unmatched_opportunity"), "_example"
+        )
     ctx.report.tables[table] = rep
+
+
+def _top_values(t: ibis.Table, col: str, n: int = 20) -> dict[str, int]:
+    """The n most frequent values of a column with their counts."""
+    top = (
+        t.group_by(col)
+        .aggregate(n=lambda x: x.count())
+        .order_by([ibis.desc("n"), col])
+        .limit(n)
+        .execute()
+    )
+    return {str(k): int(c) for k, c in zip(top[col], top["n"], strict=True)}
 
 
 def _used(ctx: _Context, table: str) -> ibis.Table:
@@ -608,17 +641,8 @@ def _flag_report(table: str, ctx: _Context) -> None:
     }
     for rule in rep.flagged:
         if rule in _UNMATCHED:
-            col = _UNMATCHED[rule][0]
-            top = (
-                t.filter(flags[rule])
-                .group_by(col)
-                .aggregate(n=lambda x: x.count())
-                .order_by([ibis.desc("n"), col])
-                .limit(20)
-                .execute()
-            )
-            rep.unmatched[rule] = {str(k): int(n) for k, n in zip(top[col], top["n"], strict=True)}
-            rep.examples[f"flag:{rule}"] = [str(k) for k in top[col].head(3)]
+            rep.unmatched[rule] = _top_values(t.filter(flags[rule]), _UNMATCHED[rule][0])
+            rep.examples[f"flag:{rule}"] = list(rep.unmatched[rule])[:3]
             continue
         ex = examples.get(rule)
         if ex is None:
@@ -672,7 +696,7 @@ def _run(source: Any, mapping: Any, as_of: Any) -> _Context:
     rep = report.tables["opportunities"]
     if rep.rows_used == 0:
         reasons = ", ".join(f"{n:,} {r}" for r, n in rep.excluded.items())
-        report.fatal = (
+        report.fatal = report.fatal or (
             f"{rep.source}: none of the {rep.rows_read:,} opportunities is usable ({reasons}). "
             f"See the examples in the report and fix the mapping or the export."
         )

@@ -79,6 +79,21 @@ class QualityReport:
             "tables": {name: rep.to_dict() for name, rep in self.tables.items()},
         }
 
+    def overview_frame(self) -> pd.DataFrame:
+        """What was loaded: source (passwords masked), mapping, as-of date, currency, warnings."""
+        rows = [
+            ("source", self.source),
+            ("mapping", self.mapping),
+            ("as of", self.as_of or "-"),
+            ("base currency", self.base_currency or "-"),
+            ("tables found", ", ".join(self.tables) or "-"),
+            ("optional tables not found", ", ".join(self.missing_tables) or "-"),
+        ]
+        rows += [("warning", w) for w in self.warnings]
+        if self.fatal:
+            rows.append(("fatal", self.fatal))
+        return pd.DataFrame(rows, columns=["setting", "value"])
+
     def summary_frame(self) -> pd.DataFrame:
         """One row per table: rows read, used and excluded."""
         rows = [

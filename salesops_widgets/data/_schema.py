@@ -91,7 +91,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
             "discount_percent",
             "number",
             False,
-            "extra on-invoice discount in percent, applied to invoice_price (Salesforce Discount)",
+            "extra on-invoice discount in percent (Salesforce Discount): folded into "
+            "invoice_price on load, then dropped",
         ),
         Column("rebate", "number", False, "off-invoice rebate per unit"),
         Column("freight", "number", False, "freight cost borne by the seller per unit"),

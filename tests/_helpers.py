@@ -1,0 +1,231 @@
+"""Helpers shared by the loader, quality and CLI tests: fixture paths, a small canonical dataset
+written to every kind of source, and accessors for quality reports.
+
+Every expected number here is derived by hand from the rows below (see the comments), never from
+the loader's own output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+BAD = FIXTURES / "bad"
+SALESFORCE = FIXTURES / "salesforce"
+HUBSPOT = FIXTURES / "hubspot"
+CUSTOM = FIXTURES / "custom"
+SAMPLES = ROOT / "data" / "samples"
+
+# ---------------------------------------------------------------------------------------------
+# A small canonical dataset, the same in every source format.
+#
+# opportunities (9 rows; no is_closed/is_won, so the status comes from the canonical stage map):
+#   O-1 Closed Won   1000  list 1200                      -> won
+#   O-2 won          2500  list 2500                      -> won
+#   O-3 Closed Lost  1800  list 2000                      -> lost
+#   O-4 Proposal     3000  list 3600  p 0.5               -> open
+#   O-5 Negotiation  4000  list 4000  p 0.7               -> open
+#   O-6 Won          1500  no list                        -> won  (left out of the discount metric)
+#   O-7 lost          800  list 1000  account A-9         -> lost (flag: unmatched_account)
+#   O-8 Prospecting  no amount                            -> excluded: missing_required
+#   O-9 On Hold       900                                 -> excluded: unknown_stage
+# used 7: won 3 (1000 + 2500 + 1500 = 5000), lost 2 (1800 + 800 = 2600), open 2 (3000 + 4000 = 7000)
+# as_of: latest created_date (O-7, 2025-03-01) or close_date of a closed deal (O-6, 2025-03-20)
+#   -> 2025-03-20. The excluded rows' dates are earlier, so it does not matter whether they count.
+# line_items (4 rows): O-8's is excluded as parent_excluded; used sum(quantity * invoice_price)
+#   = 2*500 + 1*2500 + 6*500 = 6500
+# ---------------------------------------------------------------------------------------------
+
+_OPPS = [
+    # id, name, account, owner, stage, amount, list, probability, created, close
+    (
+        "O-1",
+        "Acme platform",
+        "A-1",
+        "R-1",
+        "Closed Won",
+        1000,
+        1200,
+        None,
+        "2025-01-05",
+        "2025-02-10",
+    ),
+    ("O-2", "Globex seats", "A-2", "R-2", "won", 2500, 2500, None, "2025-01-12", "2025-03-01"),
+    (
+        "O-3",
+        "Initech pilot",
+        "A-3",
+        "R-1",
+        "Closed Lost",
+        1800,
+        2000,
+        None,
+        "2025-01-20",
+        "2025-02-25",
+    ),
+    ("O-4", "Acme add-on", "A-1", "R-2", "Proposal", 3000, 3600, 0.5, "2025-02-02", "2025-05-30"),
+    (
+        "O-5",
+        "Globex renewal",
+        "A-2",
+        "R-1",
+        "Negotiation",
+        4000,
+        4000,
+        0.7,
+        "2025-02-15",
+        "2025-06-15",
+    ),
+    ("O-6", "Initech services", "A-3", "R-2", "Won", 1500, None, None, "2025-02-20", "2025-03-20"),
+    ("O-7", "Umbrella trial", "A-9", "R-1", "lost", 800, 1000, None, "2025-03-01", "2025-03-15"),
+    ("O-8", "No amount", "A-1", "R-1", "Prospecting", None, 500, None, "2025-02-25", "2025-06-30"),
+    ("O-9", "Parked deal", "A-2", "R-2", "On Hold", 900, 900, None, "2025-02-27", "2025-04-30"),
+]
+_OPP_COLS = [
+    "opportunity_id",
+    "opportunity_name",
+    "account_id",
+    "owner_id",
+    "stage",
+    "amount",
+    "list_amount",
+    "probability",
+    "created_date",
+    "close_date",
+]
+_LINE_ITEMS = [
+    ("O-1", "P-1", 2, 600, 500),
+    ("O-2", "P-2", 1, 2500, 2500),
+    ("O-4", "P-1", 6, 600, 500),
+    ("O-8", "P-2", 1, 500, 500),
+]
+_LI_COLS = ["opportunity_id", "product_id", "quantity", "list_price", "invoice_price"]
+_ACCOUNTS = [
+    ("A-1", "Acme", "Manufacturing", 180),
+    ("A-2", "Globex", "Technology", 2400),
+    ("A-3", "Initech", "Technology", 45),
+]
+_REPS = [("R-1", "Ada Lovelace", "East"), ("R-2", "Grace Hopper", "West")]
+_PRODUCTS = [("P-1", "Platform", "Software", 600), ("P-2", "Onboarding", "Services", 2500)]
+
+SMALL_EXPECTED = {
+    "rows_used": {
+        "opportunities": 7,
+        "line_items": 3,
+        "accounts": 3,
+        "reps": 2,
+        "products": 2,
+    },
+    "opportunities_excluded": {"missing_required": 1, "unknown_stage": 1},
+    "opportunities_flagged": {"unmatched_account": 1},
+    "line_items_excluded": {"parent_excluded": 1},
+    "status_count": {"won": 3, "lost": 2, "open": 2},
+    "status_amount": {"won": 5000.0, "lost": 2600.0, "open": 7000.0},
+    "line_items_net": 6500.0,
+    "as_of": dt.date(2025, 3, 20),
+}
+
+
+def small_frames(typed: bool = True) -> dict[str, pd.DataFrame]:
+    """The small canonical dataset as DataFrames.
+
+    typed=True: numbers as floats, dates as datetime64 (as from Parquet, Excel or a database);
+    typed=False: every cell a string, empty cells None (as from a CSV file).
+    """
+    frames = {
+        "opportunities": pd.DataFrame(_OPPS, columns=_OPP_COLS),
+        "line_items": pd.DataFrame(_LINE_ITEMS, columns=_LI_COLS),
+        "accounts": pd.DataFrame(
+            _ACCOUNTS, columns=["account_id", "account_name", "industry", "employee_count"]
+        ),
+        "reps": pd.DataFrame(_REPS, columns=["owner_id", "owner_name", "region"]),
+        "products": pd.DataFrame(
+            _PRODUCTS, columns=["product_id", "product_name", "family", "list_price"]
+        ),
+    }
+    opps = frames["opportunities"]
+    if typed:
+        for col in ("amount", "list_amount", "probability"):
+            opps[col] = opps[col].astype("float64")
+        for col in ("created_date", "close_date"):
+            opps[col] = pd.to_datetime(opps[col])
+        return frames
+    return {name: _as_strings(frame) for name, frame in frames.items()}
+
+
+def _as_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    def cell(value):
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return None
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    return frame.astype(object).map(cell)
+
+
+def write_csv_folder(folder: Path, frames: dict[str, pd.DataFrame]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading results
+# ---------------------------------------------------------------------------------------------
+
+
+def to_pandas(table) -> pd.DataFrame:
+    """An Ibis table (or None) as a pandas DataFrame."""
+    return table.execute() if table is not None else pd.DataFrame()
+
+
+def excluded(report, table: str) -> dict[str, int]:
+    """Non-zero exclusion counts of one table."""
+    return {k: v for k, v in report.tables[table].excluded.items() if v}
+
+
+def flagged(report, table: str) -> dict[str, int]:
+    """Non-zero flag counts of one table."""
+    return {k: v for k, v in report.tables[table].flagged.items() if v}
+
+
+def metric_exclusion_rows(report, table: str, word: str) -> int:
+    """Rows left out of the metric whose name contains `word` (0 when not listed)."""
+    rows = [m.rows for m in report.tables[table].metric_exclusions if word in m.metric.lower()]
+    return sum(rows)
+
+
+def assert_invariant(report) -> None:
+    """rows_read == rows_used + rows_excluded and rows_excluded == sum(excluded) for every table."""
+    for name, t in report.tables.items():
+        assert t.rows_read == t.rows_used + t.rows_excluded, (name, t)
+        assert t.rows_excluded == sum(t.excluded.values()), (name, t.excluded)
+        assert all(v >= 0 for v in t.excluded.values()), (name, t.excluded)
+        assert all(v >= 0 for v in t.flagged.values()), (name, t.flagged)
+
+
+def status_summary(data) -> tuple[dict[str, int], dict[str, float]]:
+    """Count and amount of used opportunities per status."""
+    opps = to_pandas(data.opportunities)
+    counts = opps["status"].value_counts().to_dict()
+    amounts = opps.groupby("status")["amount"].sum().astype(float).to_dict()
+    return {k: int(v) for k, v in counts.items()}, amounts
+
+
+def as_date(value) -> dt.date | None:
+    """A date, datetime, Timestamp or ISO string as a datetime.date."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return pd.Timestamp(value).date()
+
+
+def rows_by_id(table, key: str = "opportunity_id") -> dict[str, dict]:
+    """The rows of an Ibis table as {str(id): row dict}."""
+    frame = to_pandas(table)
+    return {str(r[key]): r for r in frame.to_dict("records")}

@@ -1,0 +1,310 @@
+"""Shared fixtures.
+
+Sections:
+
+- paths of the repository;
+- sample CRM exports under data/samples/ (generated with ``salesops sample`` when missing);
+- a Voilà server on 127.0.0.1 serving notebooks/ with our offline template;
+- a Playwright browser on Debian's chromium, and a page that records its requests and errors.
+
+Browser tests use Debian's chromium (``apt-get install chromium``), not a Playwright download:
+``playwright install`` cannot reach its download host here. Without chromium the browser tests
+skip, except under ``CI=true``, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+# --------------------------------------------------------------------------------------------------
+# Paths
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+SAMPLES_DIR = REPO_ROOT / "data" / "samples"
+# Screenshots, page HTML and server logs of failed browser tests (gitignored).
+ARTIFACTS_DIR = REPO_ROOT / "tmp" / "artifacts"
+# Holds jupyter/voila/templates/salesops, found by Voilà through JUPYTER_PATH.
+JUPYTER_DATA_DIR = REPO_ROOT / "share" / "jupyter"
+VOILA_TEMPLATE = "salesops"
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",  # we run as root, where chromium's sandbox cannot start
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-gpu",
+]
+# Hosts a page may talk to: the test server. Anything else is recorded and blocked.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+# The sample exports the notebooks and dashboards are tested on: name -> extra CLI arguments.
+SAMPLES = {"default": (), "messy": ("--messy",)}
+
+
+def in_ci() -> bool:
+    """True when running in CI (CI=true), where missing tools are failures, not skips."""
+    return os.environ.get("CI", "").lower() in {"true", "1"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Sample data
+
+
+def _salesops_command() -> list[str]:
+    script = Path(sys.executable).with_name("salesops")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from salesops_widgets.cli import app; app()"]
+
+
+def ensure_sample(name: str) -> Path:
+    """Return data/samples/NAME, generating it with ``salesops sample`` if it is missing.
+
+    The export is written to a temporary folder and renamed into place, so two pytest-xdist
+    workers asking at once never see a half-written folder.
+    """
+    target = SAMPLES_DIR / name
+    if any(target.glob("opportunities.*")):  # .parquet, or .csv for the messy sample
+        return target
+    tmp = SAMPLES_DIR / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = [*_salesops_command(), "sample", "--out", str(tmp), *SAMPLES[name]]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        pytest.fail(f"`{' '.join(cmd)}` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    try:
+        tmp.rename(target)
+    except OSError:  # another worker got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def sample_dirs() -> dict[str, Path]:
+    """The sample exports under data/samples/, by name ("default", "messy")."""
+    return {name: ensure_sample(name) for name in SAMPLES}
+
+
+# --------------------------------------------------------------------------------------------------
+# Voilà server
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"Voilà exited with {proc.returncode} before serving:\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers HTTP, so it is up
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"Voilà did not answer at {url} within {timeout:.0f} s:\n{_tail(log)}")
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def voila_url(sample_dirs: dict[str, Path], request: pytest.FixtureRequest) -> Iterator[str]:
+    """Base URL (``http://127.0.0.1:PORT/``) of a Voilà server serving notebooks/.
+
+    It runs with our ``salesops`` template (Voilà's ``lab`` template without CDN links, under
+    share/jupyter) and shows tracebacks, so a failing cell says why in the page.
+    """
+    port = free_port()
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    worker = getattr(request.config, "workerinput", {}).get("workerid", "main")  # pytest-xdist
+    log = ARTIFACTS_DIR / f"voila-{worker}.log"
+    env = dict(os.environ)
+    env["JUPYTER_PATH"] = os.pathsep.join(
+        p for p in (str(JUPYTER_DATA_DIR), os.environ.get("JUPYTER_PATH", "")) if p
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(NOTEBOOKS_DIR),
+        "--no-browser",
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        "--Voila.port_retries=0",
+        f"--template={VOILA_TEMPLATE}",
+        "--show_tracebacks=True",
+    ]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_for_http(url, proc, log, timeout=90)
+        yield url
+    finally:
+        _stop(proc)
+
+
+# --------------------------------------------------------------------------------------------------
+# Browser
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    """Debian's chromium. Skips the test when it is missing, or fails it under CI=true."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    reason = (
+        f"{CHROMIUM} is missing: install Debian's chromium "
+        "(`make chromium`, or `sudo apt-get install -y chromium`); "
+        "`playwright install` cannot download browsers here"
+    )
+    if in_ci():
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: Path):
+    """A headless Playwright Browser on Debian's chromium, shared by the session."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        reason = "playwright is not installed: `pip install -e '.[dev]'` (or `make install`)"
+        if in_ci():
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+def is_local(url: str) -> bool:
+    """True for a URL that stays on this machine (loopback, or data:/blob:/about:)."""
+    parts = urlsplit(url)
+    if parts.scheme in {"data", "blob", "about", "chrome-error"}:
+        return True
+    return (parts.hostname or "") in LOCAL_HOSTS
+
+
+@dataclass
+class PageLog:
+    """What a page did: every request and websocket URL, console errors and uncaught errors."""
+
+    requests: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+    @property
+    def external_requests(self) -> list[str]:
+        return [url for url in self.requests if not is_local(url)]
+
+
+@pytest.fixture
+def page_log() -> PageLog:
+    """The record of the ``page`` fixture's requests and errors."""
+    return PageLog()
+
+
+@pytest.fixture
+def page(browser, page_log: PageLog, request: pytest.FixtureRequest):
+    """A fresh page that records into ``page_log``, blocks requests to any non-local host,
+    and leaves a screenshot and its HTML under tmp/artifacts/ when the test fails."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    # Block, but record (the "request" event still fires), anything that would leave the machine.
+    context.route(
+        "**/*",
+        lambda route: route.continue_() if is_local(route.request.url) else route.abort(),
+    )
+    pg = context.new_page()
+    pg.on("request", lambda req: page_log.requests.append(req.url))
+    pg.on("websocket", lambda ws: page_log.requests.append(ws.url))
+    pg.on(
+        "console",
+        lambda msg: (
+            page_log.console_errors.append(f"{msg.text} ({msg.location})")
+            if msg.type == "error"
+            else None
+        ),
+    )
+    pg.on("pageerror", lambda exc: page_log.page_errors.append(str(exc)))
+    yield pg
+    report = request.node.stash.get(_REPORTS, {}).get("call")
+    if report is not None and report.failed:
+        _save_artifacts(pg, request.node.nodeid)
+    context.close()
+
+
+def _save_artifacts(pg, nodeid: str) -> None:
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid)
+    try:
+        pg.screenshot(path=str(ARTIFACTS_DIR / f"{stem}.png"), full_page=True)
+        (ARTIFACTS_DIR / f"{stem}.html").write_text(pg.content())
+    except Exception as exc:  # the page may be gone; the test's own error matters more
+        print(f"could not save artifacts for {nodeid}: {exc}", file=sys.stderr)
+    else:
+        print(f"artifacts of {nodeid}: {ARTIFACTS_DIR / stem}.png/.html", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------------
+# Hooks
+
+_REPORTS = pytest.StashKey[dict]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each phase's report on the item, so fixtures can tell whether the test failed."""
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
