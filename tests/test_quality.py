@@ -679,3 +679,41 @@ def test_invariant_on_small_dataset_and_table_columns():
     closed = opps_frame["status"] != "open"
     assert (opps_frame["is_closed"] == closed).all()
     assert (opps_frame["is_won"] == (opps_frame["status"] == "won")).all()
+
+
+def test_examples_are_distinct_values():
+    # three rows with an empty created_date: one example text, shown once
+    frame = pd.DataFrame(
+        {
+            "opportunity_id": ["O-1", "O-2", "O-3", "O-4"],
+            "created_date": ["", "", "", "2025-01-01"],
+            "amount": ["1", "2", "3", "4"],
+            "stage": ["Closed Won"] * 4,
+        }
+    )
+    rep = validate({"opportunities": frame}).tables["opportunities"]
+    assert rep.excluded == {"missing_required": 3}
+    assert rep.examples["missing_required"] == ["created_date empty"]
+
+
+def test_display_tables_format_counts_and_explain_empty_ones():
+    source, _, _ = EXCLUDE_CASES["duplicate_id"]
+    report = validate(source, as_of=AS_OF)
+    html = report.table("summary").to_html()
+    assert "opportunities" in html and "rows_read" in html
+    clean = validate(
+        {
+            "opportunities": pd.DataFrame(
+                {
+                    "opportunity_id": [f"O-{i}" for i in range(1200)],
+                    "created_date": ["2025-01-01"] * 1200,
+                    "amount": ["5"] * 1200,
+                    "stage": ["Closed Won"] * 1200,
+                }
+            )
+        }
+    )
+    assert "1,200" in clean.table("summary").to_html()  # thousands separator
+    assert "Every rule passed" in clean.table("issues").to_html()
+    with pytest.raises(SalesOpsError, match="overview"):
+        clean.table("nope")

@@ -560,8 +560,8 @@ def _load_table(table: str, ctx: _Context) -> None:
         )
     rep.excluded = {r: rep.excluded[r] for r in EXCLUDE_RULES if r in rep.excluded}
     for rule in rep.excluded:
-        ex = annotated.filter(annotated._excluded == rule).select("_example").limit(3).execute()
-        rep.examples[rule] = [str(v) for v in ex["_example"].tolist()]
+        ex = annotated.filter(annotated._excluded == rule).select("_example").distinct()
+        rep.examples[rule] = sorted(str(v) for v in ex.limit(3).execute()["_example"].tolist())
     if "unmatched_opportunity" in rep.excluded:
         rep.unmatched["unmatched_opportunity"] = _top_values(
             annotated.filter(annotated._excluded == "unmatched_opportunity"), "_example"
@@ -648,8 +648,8 @@ def _flag_report(table: str, ctx: _Context) -> None:
         if ex is None:
             key = KEYS[table] or t.columns[0]
             ex = t[key].cast("string")
-        vals = t.filter(flags[rule].fill_null(False)).select(v=ex).limit(3).execute()["v"]
-        rep.examples[f"flag:{rule}"] = [str(v) for v in vals.tolist()]
+        vals = t.filter(flags[rule].fill_null(False)).select(v=ex).distinct().limit(3)
+        rep.examples[f"flag:{rule}"] = sorted(str(v) for v in vals.execute()["v"].tolist())
 
 
 def _metric_exclusions(ctx: _Context) -> None:

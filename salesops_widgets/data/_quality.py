@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from ..errors import ParameterError
 from ._schema import RULE_TEXT
 
 __all__ = ["MetricExclusion", "TableReport", "QualityReport"]
@@ -78,6 +79,33 @@ class QualityReport:
             "missing_tables": list(self.missing_tables),
             "tables": {name: rep.to_dict() for name, rep in self.tables.items()},
         }
+
+    _EMPTY = {
+        "overview": "Nothing was loaded.",
+        "summary": "No table was loaded.",
+        "issues": "Every rule passed: no row was excluded or flagged.",
+        "metric_exclusions": "Every used row counts in every metric.",
+    }
+
+    def table(self, name: str):
+        """A display-ready table (pandas Styler): no index, 1,234-style counts, and a sentence
+        instead of bare headers when it is empty.
+
+        ``name`` is one of "overview", "summary", "issues", "metric_exclusions".
+        """
+        frames = {
+            "overview": self.overview_frame,
+            "summary": self.summary_frame,
+            "issues": self.issues_frame,
+            "metric_exclusions": self.metric_exclusions_frame,
+        }
+        if name not in frames:
+            raise ParameterError(f"table name {name!r} is not one of {', '.join(frames)}.")
+        frame = frames[name]()
+        if frame.empty:
+            frame = pd.DataFrame({"": [self._EMPTY[name]]})
+        styler = frame.style.hide(axis="index").format(thousands=",", precision=0)
+        return styler.set_table_styles([{"selector": "th, td", "props": "text-align: left;"}])
 
     def overview_frame(self) -> pd.DataFrame:
         """What was loaded: source (passwords masked), mapping, as-of date, currency, warnings."""
