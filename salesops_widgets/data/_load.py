@@ -73,6 +73,7 @@ class SalesData:
         as_of: _dt.date,
         base_currency: str | None,
         mapping: Mapping,
+        engine_owned: bool = False,
     ) -> None:
         self._tables = dict(tables)
         self.report = report
@@ -80,6 +81,9 @@ class SalesData:
         self.as_of = as_of
         self.base_currency = base_currency
         self.mapping = mapping
+        # True when the engine is our embedded DuckDB, where derived tables may be cached
+        self.engine_owned = engine_owned
+        self._cache: dict[str, Any] = {}
 
     @property
     def tables(self) -> dict[str, ibis.Table]:
@@ -760,4 +764,5 @@ def load(source: Any, *, mapping: Any = "canonical", as_of: Any = None) -> Sales
         as_of=ctx.as_of,
         base_currency=ctx.base_currency,
         mapping=ctx.mapping,
+        engine_owned=ctx.source.owned,
     )
