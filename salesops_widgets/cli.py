@@ -144,6 +144,91 @@ def validate(
         _fail(report.fatal or "no usable opportunities")
 
 
+_KPI_FORMATS = {
+    "opportunities": "{:,.0f}",
+    "open": "{:,.0f}",
+    "won": "{:,.0f}",
+    "lost": "{:,.0f}",
+    "closed": "{:,.0f}",
+    "win_rate": "{:.1%}",
+    "win_rate_low": "{:.1%}",
+    "win_rate_high": "{:.1%}",
+    "value_win_rate": "{:.1%}",
+    "asp": "{:,.0f}",
+    "bookings": "{:,.0f}",
+    "open_pipeline": "{:,.0f}",
+    "weighted_pipeline": "{:,.0f}",
+    "median_cycle_days_won": "{:,.0f}",
+    "km_median_days_to_close": "{:,.0f}",
+    "portfolio_discount": "{:.1%}",
+    "velocity": "{:,.0f}",
+}
+
+
+def _fmt(column: str, value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, bool):
+        return "too few to say" if column == "small_n" and value else ("yes" if value else "")
+    fmt = _KPI_FORMATS.get(column)
+    try:
+        return fmt.format(value) if fmt else str(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@app.command()
+def kpis(
+    data: DataOpt,
+    mapping: MappingOpt = "canonical",
+    by: Annotated[
+        list[str] | None, typer.Option("--by", help="Dimension to group by (repeatable).")
+    ] = None,
+    as_of: AsOfOpt = None,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="Keep only DIM=VALUE[,VALUE...] (repeatable)."),
+    ] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Created on or after.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Created on or before.")] = None,
+    format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+) -> None:
+    """Print the segment KPI table (win rate with interval, ASP, bookings, cycle, discount)."""
+    from . import metrics
+    from .data import load as run_load
+
+    if format not in ("table", "csv", "json"):
+        _fail(f"--format must be 'table', 'csv' or 'json', not {format!r}.", 2)
+    filters: dict[str, list[str]] = {}
+    for item in filter_ or []:
+        dim, sep, values = item.partition("=")
+        if not sep or not values:
+            _fail(f"--filter {item!r} must look like DIM=VALUE or DIM=VALUE1,VALUE2.", 2)
+        filters.setdefault(dim.strip(), []).extend(v.strip() for v in values.split(","))
+    try:
+        loaded = run_load(data, mapping=mapping, as_of=as_of)
+        table = metrics.segment_kpis(
+            loaded, by=by or [], filters=filters, period=(start, end) if start or end else None
+        )
+    except SalesOpsError as exc:
+        _fail(str(exc))
+    if format == "csv":
+        typer.echo(table.to_csv(index=False), nl=False)
+        return
+    if format == "json":
+        typer.echo(table.to_json(orient="records", indent=2, date_format="iso"))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Table(title=f"KPIs as of {loaded.as_of} ({loaded.base_currency or 'amounts'})")
+    for col in table.columns:
+        out.add_column(col, justify="left" if col in (by or []) else "right")
+    for row in table.itertuples(index=False):
+        out.add_row(*(_fmt(c, v) for c, v in zip(table.columns, row, strict=True)))
+    Console(width=max(160, Console().width)).print(out)
+
+
 @app.command()
 def sample(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the sample into.")],
