@@ -317,7 +317,8 @@ def _reps(rng, sizes: _Sizes, as_of: int) -> tuple[pa.Table, dict]:
             "manager": pc.take(names.slice(n), pa.array(team)),
             "region": _cat(region, REGIONS),
             "hire_date": _dates(as_of - rng.integers(90, 3650, size=n)),
-            "quota": pa.array(np.round(rng.uniform(0.8e6, 1.6e6, size=n), -4)),
+            # about 1.1-1.3x the ~3M a rep books in a year, so coverage is meaningful
+            "quota": pa.array(np.round(rng.uniform(2.8e6, 4.0e6, size=n), -4)),
         }
     )
     discounter = np.zeros(n, dtype=bool)

@@ -6,13 +6,33 @@ columns are named as in docs/metrics.md.
 """
 
 from ._deals import DIMENSIONS, available_dimensions, deals, select_deals
+from ._pipeline import pipeline_kpis
+from ._pricing import (
+    DISCOUNT_BANDS,
+    deal_discounts,
+    discount_bands,
+    leakage,
+    pocket_price_band,
+    pocket_price_spread,
+    price_corridor,
+    price_waterfall,
+)
 from ._stats import MIN_CLOSED, wilson_interval
 
 __all__ = [
     "DIMENSIONS",
+    "DISCOUNT_BANDS",
     "MIN_CLOSED",
     "available_dimensions",
+    "deal_discounts",
     "deals",
+    "discount_bands",
+    "leakage",
+    "pipeline_kpis",
+    "pocket_price_band",
+    "pocket_price_spread",
+    "price_corridor",
+    "price_waterfall",
     "select_deals",
     "wilson_interval",
 ]
