@@ -6,6 +6,7 @@ columns are named as in docs/metrics.md.
 """
 
 from ._deals import DIMENSIONS, available_dimensions, deals, select_deals
+from ._drivers import asp_bridge, bookings_bridge
 from ._pipeline import pipeline_kpis
 from ._pricing import (
     DISCOUNT_BANDS,
@@ -18,9 +19,31 @@ from ._pricing import (
     price_waterfall,
 )
 from ._stats import MIN_CLOSED, wilson_interval
+from ._strata import StrataComparison, compare_strata, mix_adjusted, stratify, tier_migration
+from ._tests import (
+    Significance,
+    chi_square_test,
+    kruskal_from_counts,
+    logrank_from_counts,
+    mann_whitney_from_counts,
+    two_proportion_test,
+)
 
 __all__ = [
     "DIMENSIONS",
+    "Significance",
+    "StrataComparison",
+    "asp_bridge",
+    "bookings_bridge",
+    "chi_square_test",
+    "compare_strata",
+    "kruskal_from_counts",
+    "logrank_from_counts",
+    "mann_whitney_from_counts",
+    "mix_adjusted",
+    "stratify",
+    "tier_migration",
+    "two_proportion_test",
     "DISCOUNT_BANDS",
     "MIN_CLOSED",
     "available_dimensions",
