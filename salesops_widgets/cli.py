@@ -218,15 +218,52 @@ def kpis(
     if format == "json":
         typer.echo(table.to_json(orient="records", indent=2, date_format="iso"))
         return
+    _print_kpis(table, by or [], loaded)
+
+
+# (header, function of a row) for the terminal view; csv and json carry every column
+_KPI_VIEW = (
+    ("deals", lambda r: _fmt("opportunities", r.opportunities)),
+    ("open", lambda r: _fmt("open", r.open)),
+    ("won", lambda r: _fmt("won", r.won)),
+    ("lost", lambda r: _fmt("lost", r.lost)),
+    (
+        "win rate (95% CI)",
+        lambda r: (
+            "too few to say"
+            if r.small_n
+            else (
+                f"{_fmt('win_rate', r.win_rate)} ({_fmt('win_rate', r.win_rate_low)}–"
+                f"{_fmt('win_rate', r.win_rate_high)})"
+            )
+        ),
+    ),
+    ("ASP", lambda r: _fmt("asp", r.asp)),
+    ("bookings", lambda r: _fmt("bookings", r.bookings)),
+    ("won cycle (median d)", lambda r: _fmt("median_cycle_days_won", r.median_cycle_days_won)),
+    (
+        "time to close (KM median d)",
+        lambda r: _fmt("km_median_days_to_close", r.km_median_days_to_close),
+    ),
+    ("discount", lambda r: _fmt("portfolio_discount", r.portfolio_discount)),
+    ("velocity /day", lambda r: _fmt("velocity", r.velocity)),
+)
+
+
+def _print_kpis(table, by: list[str], loaded) -> None:
     from rich.console import Console
     from rich.table import Table
 
     out = Table(title=f"KPIs as of {loaded.as_of} ({loaded.base_currency or 'amounts'})")
-    for col in table.columns:
-        out.add_column(col, justify="left" if col in (by or []) else "right")
+    for dim in by:
+        out.add_column(dim)
+    for header, _ in _KPI_VIEW:
+        out.add_column(header, justify="right")
     for row in table.itertuples(index=False):
-        out.add_row(*(_fmt(c, v) for c, v in zip(table.columns, row, strict=True)))
+        dims = [str(getattr(row, d)) for d in by]
+        out.add_row(*dims, *(get(row) for _, get in _KPI_VIEW))
     Console(width=max(160, Console().width)).print(out)
+    typer.echo("All columns: --format csv or --format json. Definitions: docs/metrics.md.")
 
 
 @app.command()

@@ -5,6 +5,17 @@ Every function takes a SalesData plus keyword-only options (``by``, ``filters``,
 columns are named as in docs/metrics.md.
 """
 
+from ._cycle import (
+    close_date_pushes,
+    cycle_stats,
+    cycle_summary,
+    stage_durations,
+    stuck_deals,
+    time_to_close,
+    time_to_close_curves,
+    time_to_win,
+    time_to_win_curves,
+)
 from ._deals import DIMENSIONS, available_dimensions, deals, select_deals
 from ._drivers import asp_bridge, bookings_bridge
 from ._pipeline import pipeline_kpis
@@ -18,6 +29,7 @@ from ._pricing import (
     price_corridor,
     price_waterfall,
 )
+from ._segments import SEGMENT_COLUMNS, segment_kpis, velocity
 from ._stats import MIN_CLOSED, wilson_interval
 from ._strata import StrataComparison, compare_strata, mix_adjusted, stratify, tier_migration
 from ._tests import (
@@ -30,6 +42,18 @@ from ._tests import (
 )
 
 __all__ = [
+    "SEGMENT_COLUMNS",
+    "close_date_pushes",
+    "cycle_stats",
+    "cycle_summary",
+    "segment_kpis",
+    "stage_durations",
+    "stuck_deals",
+    "time_to_close",
+    "time_to_close_curves",
+    "time_to_win",
+    "time_to_win_curves",
+    "velocity",
     "DIMENSIONS",
     "Significance",
     "StrataComparison",
