@@ -1,0 +1,130 @@
+"""The segment KPI table and sales velocity (salesops_widgets.metrics._segments), and
+`salesops kpis`."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from salesops_widgets import load
+from salesops_widgets.cli import app
+from salesops_widgets.metrics import segment_kpis, time_to_close, velocity
+from salesops_widgets.metrics._segments import SEGMENT_COLUMNS
+
+# The columns issue 3 requires of `salesops kpis`.
+REQUIRED = [
+    "opportunities", "won", "lost", "open", "win_rate", "win_rate_low", "win_rate_high", "asp",
+    "bookings", "median_cycle_days_won", "km_median_days_to_close", "portfolio_discount",
+    "small_n",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load("data/samples/default")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    # segment A: won 100 (list 125) in 10 days, won 300 (list 300) in 30 days, lost 50 in 20
+    # days, open 200 for 40 days (as-of 2025-03-01, created 2025-01-20).
+    # segment B: one open deal.
+    frame = pd.DataFrame(
+        {
+            "opportunity_id": ["A1", "A2", "A3", "A4", "B1"],
+            "created_date": ["2025-01-01", "2025-01-01", "2025-01-01", "2025-01-20", "2025-02-01"],
+            "close_date": ["2025-01-11", "2025-01-31", "2025-01-21", "2025-04-01", "2025-04-01"],
+            "amount": [100, 300, 50, 200, 70],
+            "list_amount": [125, 300, 50, 200, 70],
+            "stage": ["Closed Won", "Closed Won", "Closed Lost", "Proposal", "Proposal"],
+            "deal_type": ["A", "A", "A", "A", "B"],
+        }
+    )
+    return load({"opportunities": frame}, as_of="2025-03-01")
+
+
+def test_velocity_by_hand():
+    # 10 open x 0.3 x 5,000 / 60 days = 250 a day
+    assert velocity(10, 0.3, 5000, 60)[0] == pytest.approx(250.0)
+    # undefined factors and a non-positive cycle give NaN, never inf
+    out = velocity([1, 1, 1], [np.nan, 0.5, 0.5], [100, 100, 100], [10, 0, np.nan])
+    assert np.isnan(out).all()
+
+
+def test_segment_table_by_hand(tiny):
+    table = segment_kpis(tiny, by=["deal_type"]).set_index("deal_type")
+    a = table.loc["A"]
+    assert (a.opportunities, a.open, a.won, a.lost) == (4, 1, 2, 1)
+    assert a.win_rate == pytest.approx(2 / 3)  # won 2 / (won 2 + lost 1)
+    assert a.bookings == 400 and a.asp == pytest.approx(200)  # (100 + 300) / 2
+    assert a.median_cycle_days_won == pytest.approx(20)  # median of 10 and 30 days
+    # KM on durations 10 (close), 20 (close), 30 (close), 40 (open, censored):
+    # S(10) = 3/4, S(20) = 3/4 x 2/3 = 1/2 -> median where S first reaches 0.5, at day 20;
+    # the curve stays at 1/2 until day 30, so the midpoint convention gives (20 + 30) / 2 = 25
+    assert a.km_median_days_to_close == pytest.approx(25)
+    # portfolio discount: 1 - (100 + 300 + 50 + 200) / (125 + 300 + 50 + 200) = 1 - 650/675
+    assert a.portfolio_discount == pytest.approx(1 - 650 / 675)
+    # velocity: 1 open x 2/3 x 200 / 25 days
+    assert a.velocity == pytest.approx(1 * (2 / 3) * 200 / 25)
+    assert bool(a.small_n)  # 3 closed deals: too few to say
+    b = table.loc["B"]
+    assert b.opportunities == 1 and np.isnan(b.win_rate) and np.isnan(b.velocity)
+
+
+def test_segment_table_matches_pandas_and_the_km_function(sample):
+    table = segment_kpis(sample, by=["size_band"]).set_index("size_band")
+    assert list(table.columns) == list(SEGMENT_COLUMNS)
+    deals = sample.opportunities.to_pandas().merge(
+        sample.accounts.to_pandas()[["account_id", "size_band"]], on="account_id"
+    )
+    g = deals.groupby("size_band")["status"]
+    won = g.apply(lambda s: (s == "won").sum())
+    lost = g.apply(lambda s: (s == "lost").sum())
+    pd.testing.assert_series_equal(
+        table["win_rate"], (won / (won + lost)).rename("win_rate"), check_names=False
+    )
+    km = time_to_close(sample, by=["size_band"]).set_index("size_band")
+    pd.testing.assert_series_equal(
+        table["km_median_days_to_close"], km["km_median_days_to_close"], check_names=False
+    )
+    # planted: Enterprise deals are the largest; SMB wins most often
+    assert table["asp"].idxmax() == "Enterprise"
+    assert table["win_rate"].idxmax() == "SMB"
+
+
+def test_overall_row_and_filters(sample):
+    overall = segment_kpis(sample)
+    assert len(overall) == 1 and overall.loc[0, "opportunities"] == 20_000
+    emea = segment_kpis(sample, filters={"region": ["EMEA"]})
+    assert emea.loc[0, "opportunities"] == 6_539  # EMEA deals in the sample
+    nothing = segment_kpis(sample, by=["region"], filters={"region": ["Mars"]})
+    assert len(nothing) == 0 and list(nothing.columns) == ["region", *SEGMENT_COLUMNS]
+
+
+def test_kpis_command_prints_every_required_column():
+    runner = CliRunner()
+    result = runner.invoke(app, ["kpis", "--data", "data/samples/default", "--by", "region",
+                                 "--format", "csv"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(io.StringIO(result.output), keep_default_na=False)  # region "NA"
+    assert set(REQUIRED) <= set(table.columns)
+    assert sorted(table["region"]) == ["APAC", "EMEA", "LATAM", "NA"]
+    assert table["opportunities"].sum() == 20_000
+    shown = runner.invoke(app, ["kpis", "--data", "data/samples/default", "--by", "size_band"])
+    assert shown.exit_code == 0 and "Enterprise" in shown.output and "win rate" in shown.output
+    as_json = runner.invoke(app, ["kpis", "--data", "data/samples/default", "--format", "json"])
+    assert json.loads(as_json.output)[0]["opportunities"] == 20_000
+
+
+def test_kpis_command_rejects_bad_input_cleanly():
+    runner = CliRunner()
+    bad_dim = runner.invoke(app, ["kpis", "--data", "data/samples/default", "--by", "regoin"])
+    assert bad_dim.exit_code == 1 and "not a dimension" in bad_dim.output
+    bad_filter = runner.invoke(app, ["kpis", "--data", "data/samples/default", "--filter", "x"])
+    assert bad_filter.exit_code == 2 and "DIM=VALUE" in bad_filter.output
+    assert "Traceback" not in bad_dim.output + bad_filter.output
