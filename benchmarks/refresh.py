@@ -54,7 +54,10 @@ def _km_median(durations: np.ndarray, events: np.ndarray, censored: np.ndarray) 
 
 
 def _band_labels() -> list[str]:
-    return [f"{lo:.0%}-{hi:.0%}" for lo, hi in zip(BANDS[:-1], BANDS[1:], strict=True)]
+    # zero-padded so that text order is band order
+    return [
+        f"{lo * 100:03.0f}-{hi * 100:03.0f}%" for lo, hi in zip(BANDS[:-1], BANDS[1:], strict=True)
+    ]
 
 
 # ---------------------------------------------------------------------------------- pandas
@@ -100,7 +103,11 @@ def refresh_pandas(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         )
     seg["km_median_days_to_close"] = pd.Series(km)
     seg = _finish_segments(seg.reset_index())
-    bands = pd.cut(t["discount"], BANDS, right=False, labels=_band_labels())
+    # bands are [low, high) on the discount rounded to 9 decimals; the last band is closed
+    d = t["discount"].round(9)
+    bands = pd.cut(
+        d.mask(d == BANDS[-1], BANDS[-1] - 1e-12), BANDS, right=False, labels=_band_labels()
+    )
     b = t.assign(band=bands).dropna(subset=["band"]).groupby("band", observed=True)
     disc = pd.DataFrame(
         {"opportunities": b.size(), "won": b["_won"].sum(), "lost": b["_lost"].sum()}
@@ -161,11 +168,13 @@ def refresh_sql(con, table: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         for name, part in counts.groupby(SEGMENT)
     }
     seg["km_median_days_to_close"] = seg[SEGMENT].map(km)
+    # [low, high) on the discount rounded to 9 decimals, the last band closed (as the library
+    # documents); DOUBLE literals, since a bare 0.10 is a DECIMAL in DuckDB
+    edges = list(zip(BANDS[:-1], BANDS[1:], strict=True))
     cases = " ".join(
-        f"WHEN discount >= {lo} AND discount < {hi} THEN '{label}'"
-        for (lo, hi), label in zip(
-            zip(BANDS[:-1], BANDS[1:], strict=True), _band_labels(), strict=True
-        )
+        f"WHEN round(discount, 9) >= {lo}::DOUBLE AND round(discount, 9) "
+        f"{'<=' if i == len(edges) - 1 else '<'} {hi}::DOUBLE THEN '{label}'"
+        for i, ((lo, hi), label) in enumerate(zip(edges, _band_labels(), strict=True))
     )
     disc = con.execute(
         f"""
@@ -188,6 +197,7 @@ def refresh_library(data) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     seg = metrics.segment_kpis(data, by=[SEGMENT], filters=FILTERS)
     disc = metrics.discount_bands(data, filters=FILTERS, bands=BANDS)
+    disc = disc[disc["opportunities"] > 0].sort_values("band_low").reset_index(drop=True)
     return seg, disc
 
 

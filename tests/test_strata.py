@@ -108,7 +108,8 @@ def test_stratify_quartiles_by_hand(five):
     assert s["rank"].tolist() == [1, 2, 3, 4, 5]
     # shares 500/1230, 360/1230, ...; cumulative 500/1230 = 0.4065, 860/1230 = 0.6992, ...
     assert s["cumulative_share"].tolist() == approx([500 / 1230, 860 / 1230, 1110 / 1230, 1, 1])
-    assert s["deals"].tolist() == [4, 4, 4, 4, 2] and s["closed"].tolist() == [4, 4, 4, 4, 1]
+    assert s["opportunities"].tolist() == [4, 4, 4, 4, 2]
+    assert s["closed"].tolist() == [4, 4, 4, 4, 1]
     assert s["small_n"].all()  # fewer than 30 closed deals each
     assert s["label"].tolist() == s["entity"].tolist()  # no reps table: the id is the name
 
@@ -130,10 +131,12 @@ def test_stratify_other_measures(five):
     wr = stratify(five, measure="win_rate")
     assert wr["value"].tolist() == [1.0, 0.75, 0.5, 0.25, 0.0]
     assert (wr["note"] == TOO_FEW).all() and wr["share"].isna().all()
-    # deals: 4, 4, 4, 4, 2 -> ties broken by entity id
-    d = stratify(five, measure="deals")
+    # opportunities: 4, 4, 4, 4, 2 -> ties broken by entity id
+    d = stratify(five, measure="opportunities")
     assert d["entity"].tolist() == ["R1", "R2", "R3", "R4", "R5"]
     assert d["tier"].astype(str).tolist() == ["Q1", "Q1", "Q2", "Q3", "Q4"]
+    # the former name of the measure still works
+    pd.testing.assert_frame_equal(stratify(five, measure="deals"), d)
     # ASP: R1 500/4 = 125, R3 250/2 = 125, R2 360/3 = 120, R4 120/1 = 120, R5 no won deal
     asp = stratify(five, measure="asp")
     assert asp["entity"].tolist() == ["R1", "R3", "R2", "R4", "R5"]
@@ -213,7 +216,7 @@ def test_compare_win_rate_by_hand(five):
     # Q4 = R5: 2 deals, 1 closed (lost), 1 open
     assert t["tier"].astype(str).tolist() == ["Q1", "Q2", "Q3", "Q4"]
     assert t["entities"].tolist() == [2, 1, 1, 1]
-    assert t["deals"].tolist() == [8, 4, 4, 2] and t["closed"].tolist() == [8, 4, 4, 1]
+    assert t["opportunities"].tolist() == [8, 4, 4, 2] and t["closed"].tolist() == [8, 4, 4, 1]
     assert t["won"].tolist() == [7, 2, 1, 0] and t["open"].tolist() == [0, 0, 0, 1]
     assert t["win_rate"].tolist() == [7 / 8, 0.5, 0.25, 0.0]
     low, high = proportion_confint([7, 2, 1, 0], [8, 4, 4, 1], method="wilson")
@@ -400,7 +403,7 @@ def test_filter_matching_nothing(five):
     s = stratify(five, filters=nothing)
     assert s.empty and s.attrs["reason"] and "tier" in s.columns
     r = compare_strata(five, filters=nothing)
-    assert (r.table["note"] == "empty tier").all() and r.table["deals"].sum() == 0
+    assert (r.table["note"] == "empty tier").all() and r.table["opportunities"].sum() == 0
     assert math.isnan(r.test.p_value) and r.test.reason
     assert math.isnan(r.top_vs_bottom.p_value) and r.top_vs_bottom.reason
     for outcome in ("cycle_days", "discount", "asp", "time_to_close"):

@@ -25,6 +25,7 @@ from ..data._mapping import _norm
 from ..data._schema import STATUSES
 from ..errors import ParameterError
 from ._deals import check_dimensions, deals, select_deals
+from ._measures import median_cycle_days
 from ._stats import MIN_CLOSED, wilson_interval
 from ._survival import KMFit, cif_arrays, quantile_from_counts, step_at
 
@@ -160,7 +161,7 @@ def cycle_stats(
         [*keys, "status"],
         deals=t.cycle_days.count(),
         mean_cycle_days=t.cycle_days.mean(),
-        median_cycle_days=t.cycle_days.quantile(0.5),
+        median_cycle_days=median_cycle_days(t),
         p90_cycle_days=t.cycle_days.quantile(0.9),
     ).to_pandas()
     groups = [k for k, _ in _groups(agg, keys)] if keys else [()]

@@ -17,6 +17,7 @@ import pandas as pd
 from ..data import SalesData
 from ..errors import ParameterError
 from ._deals import check_dimensions, select_deals
+from ._measures import aggregate, aggregates, asp, win_rate
 
 __all__ = [
     "BOOKINGS_METHOD",
@@ -48,15 +49,10 @@ def _per_period(
     filters: Mapping[str, Any] | None,
     date_field: str,
 ) -> pd.DataFrame:
-    """closed, won and bookings per group of ``keys`` for one period (in the engine)."""
+    """closed, won, lost and bookings per group of ``keys`` for one period (in the engine)."""
     t = select_deals(data, filters, period, date_field=date_field)
-    metrics = {
-        "closed": t.is_closed.cast("int64").sum(),
-        "won": t.is_won.cast("int64").sum(),
-        "bookings": t.amount.sum(where=t.is_won),
-    }
-    expr = t.group_by(keys).aggregate(**metrics) if keys else t.aggregate(**metrics)
-    frame = expr.to_pandas()
+    metrics = aggregates(t, "closed", "won", "lost", "bookings")
+    frame = aggregate(t, keys, metrics)
     return frame.astype({c: float for c in metrics}).fillna(dict.fromkeys(metrics, 0.0))
 
 
@@ -66,10 +62,6 @@ def _both(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     both = a.merge(b, on=keys, how="outer", suffixes=("_a", "_b"))
     value_cols = [c for c in both.columns if c not in keys]
     return both.fillna(dict.fromkeys(value_cols, 0.0)).sort_values(keys, ignore_index=True)
-
-
-def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
-    return (num / den.where(den > 0)).astype(float)
 
 
 def shapley_product(
@@ -142,8 +134,8 @@ def bookings_bridge(
     b = _per_period(data, period_b, keys, filters, date_field)
     f = _both(a, b, keys)
     for s in ("a", "b"):
-        f[f"win_rate_{s}"] = _ratio(f[f"won_{s}"], f[f"closed_{s}"])
-        f[f"asp_{s}"] = _ratio(f[f"bookings_{s}"], f[f"won_{s}"])
+        f[f"win_rate_{s}"] = win_rate(f[f"won_{s}"], f[f"lost_{s}"])
+        f[f"asp_{s}"] = asp(f[f"bookings_{s}"], f[f"won_{s}"])
     factors = {}
     notes = pd.Series("", index=f.index)
     for name, what in (("win_rate", "win rate"), ("asp", "ASP")):
@@ -152,7 +144,7 @@ def bookings_bridge(
             undefined = own.isna() & (fa.notna() | fb.notna())
             notes[undefined] += f"{what} undefined in period {s}, the other period's used; "
         factors[name] = (fa.fillna(fb).fillna(0.0), fb.fillna(fa).fillna(0.0))
-    volume, rate, asp = shapley_product(
+    volume, rate, price = shapley_product(
         f["closed_a"], *[factors[k][0] for k in ("win_rate", "asp")],
         f["closed_b"], *[factors[k][1] for k in ("win_rate", "asp")],
     )  # fmt: skip
@@ -163,7 +155,7 @@ def bookings_bridge(
     out["change"] = f["bookings_b"] - f["bookings_a"]
     out["volume_effect"] = volume
     out["win_rate_effect"] = rate
-    out["asp_effect"] = asp
+    out["asp_effect"] = price
     out["method"] = BOOKINGS_METHOD
     out["note"] = notes.str.rstrip("; ")
     return out.astype({"closed_a": int, "won_a": int, "closed_b": int, "won_b": int})
@@ -183,10 +175,10 @@ def price_mix_split(won_a: Any, bookings_a: Any, won_b: Any, bookings_b: Any) ->
     f = pd.DataFrame(index=range(won["a"].size))
     for s in "ab":
         n = won[s].sum()
+        f[f"asp_{s}"] = asp(bookings[s], won[s])
         with np.errstate(divide="ignore", invalid="ignore"):
-            f[f"asp_{s}"] = np.where(won[s] > 0, bookings[s] / won[s], np.nan)
             f[f"share_{s}"] = won[s] / n if n else np.nan
-    asp_a = bookings["a"].sum() / won["a"].sum() if won["a"].sum() else np.nan
+    asp_a = float(asp(bookings["a"].sum(), won["a"].sum()))
     base = f["asp_a"].fillna(f["asp_b"])  # new segments: no price change
     f["price_effect"] = ((f["asp_b"] - base) * f["share_b"]).where(won["b"] > 0, 0.0)
     f["mix_effect"] = (base - asp_a) * (f["share_b"] - f["share_a"])
@@ -240,22 +232,22 @@ def asp_bridge(
     split = price_mix_split(f["won_a"], f["bookings_a"], f["won_b"], f["bookings_b"])
     total = {s: (f[f"bookings_{s}"].sum(), f[f"won_{s}"].sum()) for s in "ab"}
     f = pd.concat([f[[dimension, "won_a", "won_b"]], split], axis=1)
-    asp = {s: bk / won if won else np.nan for s, (bk, won) in total.items()}
+    overall = {s: float(asp(bk, won)) for s, (bk, won) in total.items()}
     note = ""
-    if np.isnan(asp["a"]) or np.isnan(asp["b"]):
-        empty = " and ".join(s for s, k in (("A", "a"), ("B", "b")) if np.isnan(asp[k]))
+    if np.isnan(overall["a"]) or np.isnan(overall["b"]):
+        empty = " and ".join(s for s, k in (("A", "a"), ("B", "b")) if np.isnan(overall[k]))
         note = f"no won deal in period {empty}: ASP undefined, nothing to split"
     row = {
         dimension: TOTAL,
         "won_a": total["a"][1],
-        "asp_a": asp["a"],
+        "asp_a": overall["a"],
         "share_a": 1.0 if total["a"][1] else np.nan,
         "won_b": total["b"][1],
-        "asp_b": asp["b"],
+        "asp_b": overall["b"],
         "share_b": 1.0 if total["b"][1] else np.nan,
         "price_effect": f["price_effect"].sum(min_count=1) if not note else np.nan,
         "mix_effect": f["mix_effect"].sum(min_count=1) if not note else np.nan,
-        "change": asp["b"] - asp["a"],
+        "change": overall["b"] - overall["a"],
         "segment": "total",
     }
     cols = [dimension, "won_a", "asp_a", "share_a", "won_b", "asp_b", "share_b",

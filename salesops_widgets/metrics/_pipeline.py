@@ -10,13 +10,13 @@ import datetime as _dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import ibis
 import numpy as np
 import pandas as pd
 
 from ..data import SalesData
 from ._deals import NOT_SET, _source_column, check_dimensions, make_selection, select_deals
-from ._stats import MIN_CLOSED, small_n, wilson_interval
+from ._measures import aggregate, aggregates, asp, ratio, value_win_rate, win_rate_columns
+from ._stats import MIN_CLOSED
 
 __all__ = ["REP_DIMENSIONS", "coverage_window", "pipeline_kpis", "win_rate_columns"]
 
@@ -42,80 +42,30 @@ PIPELINE_COLUMNS = [
 COVERAGE_COLUMNS = ["quota", "quota_remaining", "coverage"]
 
 
-def _aggregate(t: ibis.Table, by: Sequence[str], metrics: Mapping[str, Any]) -> pd.DataFrame:
-    """Run ``metrics`` per group of ``by`` (one row overall when empty) in the engine."""
-    if by:
-        return t.group_by(list(by)).aggregate(**metrics).order_by(list(by)).execute()
-    return t.aggregate(**metrics).execute()
-
-
-def _ratio(num: Any, den: Any) -> np.ndarray:
-    """num / den, NaN where den is 0 or missing."""
-    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / den, np.nan)
-
-
-def win_rate_columns(won: Any, lost: Any, *, min_closed: int = MIN_CLOSED) -> dict[str, np.ndarray]:
-    """``closed``, ``win_rate`` = won / (won + lost), its Wilson 95% bounds, and ``small_n``.
-
-    Open deals are never in the denominator. NaN rates where nothing is closed.
-
-    Examples
-    --------
-    >>> cols = win_rate_columns([3], [1])
-    >>> float(cols["win_rate"][0]), bool(cols["small_n"][0])
-    (0.75, True)
-    """
-    won, lost = np.asarray(won, dtype="int64"), np.asarray(lost, dtype="int64")
-    closed = won + lost
-    low, high = wilson_interval(won, closed)
-    return {
-        "closed": closed,
-        "win_rate": _ratio(won, closed),
-        "win_rate_low": low,
-        "win_rate_high": high,
-        "small_n": small_n(closed, minimum=min_closed),
-    }
-
-
-def _measures(t: ibis.Table) -> dict[str, Any]:
-    """Counts and sums per group; amounts of won/lost/open deals."""
-    is_open, is_lost = ~t.is_closed, t.is_closed & ~t.is_won
-    m = {
-        "opportunities": t.count(),
-        "open": t.count(where=is_open),
-        "won": t.count(where=t.is_won),
-        "lost": t.count(where=is_lost),
-        "_won_amount": t.amount.sum(where=t.is_won),
-        "_lost_amount": t.amount.sum(where=is_lost),
-        "_open_amount": t.amount.sum(where=is_open),
-    }
-    if "probability" in t.columns:
-        weighted = (t.amount * t.probability).sum(where=is_open & t.probability.notnull())
-        m["_weighted"] = weighted
-    return m
+_COUNTS = PIPELINE_COLUMNS[:4]  # opportunities, open, won, lost
+# What the table aggregates in the engine (weighted_pipeline only where probability exists).
+_AGGREGATES = (*_COUNTS, "bookings", "lost_amount", "open_pipeline", "weighted_pipeline")
 
 
 def _kpis(raw: pd.DataFrame, by: list[str], min_closed: int) -> pd.DataFrame:
     """The pipeline KPI columns from the aggregated counts and sums."""
-    counts = raw[["opportunities", "open", "won", "lost"]].fillna(0).astype("int64")
-    won_amt, lost_amt, open_amt = (
-        raw[c].astype(float).fillna(0.0) for c in ("_won_amount", "_lost_amount", "_open_amount")
+    counts = raw[_COUNTS].fillna(0).astype("int64")
+    bookings, lost_amount, open_pipeline = (
+        raw[c].astype(float).fillna(0.0) for c in ("bookings", "lost_amount", "open_pipeline")
     )
     rates = win_rate_columns(counts["won"], counts["lost"], min_closed=min_closed)
     weighted = np.full(len(raw), np.nan)
-    if "_weighted" in raw:  # 0 where nothing is open; NaN where no open deal has a probability
-        weighted = np.where(counts["open"] == 0, 0.0, raw["_weighted"].astype(float))
+    if "weighted_pipeline" in raw:  # 0 where nothing is open; NaN where no open deal has one
+        weighted = np.where(counts["open"] == 0, 0.0, raw["weighted_pipeline"].astype(float))
     out = raw[by].copy()
-    out[["opportunities", "open", "won", "lost"]] = counts
+    out[_COUNTS] = counts
     out["closed"] = rates.pop("closed")
     small = rates.pop("small_n")
     out = out.assign(**rates)
-    out["value_win_rate"] = _ratio(won_amt, won_amt + lost_amt)
-    out["bookings"] = won_amt.to_numpy()
-    out["asp"] = _ratio(won_amt, counts["won"])
-    out["open_pipeline"] = open_amt.to_numpy()
+    out["value_win_rate"] = value_win_rate(bookings, lost_amount)
+    out["bookings"] = bookings.to_numpy()
+    out["asp"] = asp(bookings, counts["won"])
+    out["open_pipeline"] = open_pipeline.to_numpy()
     out["weighted_pipeline"] = weighted
     out["small_n"] = small
     return out.reset_index(drop=True)
@@ -168,7 +118,7 @@ def pipeline_kpis(
     """
     by = check_dimensions(data, by)
     t = select_deals(data, filters, period, date_field=date_field)
-    out = _kpis(_aggregate(t, by, _measures(t)), by, min_closed)
+    out = _kpis(aggregate(t, by, aggregates(t, *_AGGREGATES)), by, min_closed)
     if data.has("reps", "quota") and all(_rep_column(data, d) for d in by):
         out = _with_coverage(out, data, by, filters, period)
     return out
@@ -234,7 +184,7 @@ def _quota(data: SalesData, by: list[str], rep_filters: dict) -> pd.DataFrame:
         reps = reps.filter(reps[column].cast("string").fill_null(NOT_SET).isin(values))
     dims = {d: reps[_rep_column(data, d)].cast("string").fill_null(NOT_SET) for d in by}
     reps = reps.select(quota=reps.quota, **dims)
-    return _aggregate(reps, by, {"_quota": reps.quota.sum()})
+    return aggregate(reps, by, {"_quota": reps.quota.sum()})
 
 
 def _window_bookings(
@@ -242,7 +192,7 @@ def _window_bookings(
 ) -> pd.DataFrame:
     """Won amount of the deals closed in the quota window, per group."""
     t = select_deals(data, filters, window, date_field="closed_date")
-    return _aggregate(t, by, {"_booked": t.amount.sum(where=t.is_won)})
+    return aggregate(t, by, aggregates(t, "bookings"))
 
 
 def _lookup(out: pd.DataFrame, by: list[str], frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -271,8 +221,8 @@ def _with_coverage(
     remaining = nan
     if data.has("opportunities", "close_date"):  # else bookings in the window are unknown
         booked = _window_bookings(data, by, filters, (start, end))
-        remaining = quota * years - np.nan_to_num(_lookup(out, by, booked, "_booked"))
+        remaining = quota * years - np.nan_to_num(_lookup(out, by, booked, "bookings"))
     out["quota"] = quota * years
     out["quota_remaining"] = remaining
-    out["coverage"] = _ratio(out["open_pipeline"], remaining)
+    out["coverage"] = ratio(out["open_pipeline"], remaining)
     return out

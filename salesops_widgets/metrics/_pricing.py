@@ -18,7 +18,16 @@ import pandas as pd
 from ..data import SalesData
 from ..errors import ParameterError
 from ._deals import check_dimensions, select_deals
-from ._pipeline import _aggregate, _measures, _ratio, win_rate_columns
+from ._measures import (
+    aggregate,
+    aggregates,
+    median_cycle_days_won,
+    outcomes,
+    portfolio_discount,
+    price_realization,
+    ratio,
+    win_rate_columns,
+)
 from ._stats import MIN_CLOSED
 
 __all__ = [
@@ -49,13 +58,7 @@ def _deals(
     """The selected deals of one status ("all", "won", "closed", "open", "lost")."""
     check_dimensions(data, dims)
     t = select_deals(data, filters, period, date_field=date_field)
-    keep = {
-        "all": None,
-        "won": t.is_won,
-        "closed": t.is_closed,
-        "open": ~t.is_closed,
-        "lost": t.is_closed & ~t.is_won,
-    }
+    keep = {"all": None, **outcomes(t)}
     if status not in keep:
         raise ParameterError(f"status={status!r} must be one of {', '.join(_STATUSES)}.")
     return t if keep[status] is None else t.filter(keep[status])
@@ -104,13 +107,14 @@ def deal_discounts(
     t = _deals(data, by, filters, period, date_field, status)
     t = t.filter(t.list_amount > 0)
     d = t.discount
-    raw = _aggregate(
+    m = aggregates(t, "opportunities", "list_priced", "net_priced")
+    raw = aggregate(
         t,
         by,
         {
-            "deals_with_list": t.count(),
-            "list_amount": t.list_amount.sum(),
-            "net_amount": t.amount.sum(),
+            "deals_with_list": m["opportunities"],
+            "list_amount": m["list_priced"],
+            "net_amount": m["net_priced"],
             "mean_deal_discount": d.mean(),
             "median_deal_discount": d.median(),
             "discount_p25": d.quantile(0.25),
@@ -119,9 +123,9 @@ def deal_discounts(
     )
     raw["deals_with_list"] = raw["deals_with_list"].fillna(0).astype("int64")
     raw[["list_amount", "net_amount"]] = raw[["list_amount", "net_amount"]].astype(float).fillna(0)
-    realization = _ratio(raw["net_amount"], raw["list_amount"])
-    raw.insert(len(by) + 3, "portfolio_discount", 1 - realization)
-    raw.insert(len(by) + 4, "price_realization", realization)
+    net, list_ = raw["net_amount"], raw["list_amount"]
+    raw.insert(len(by) + 3, "portfolio_discount", portfolio_discount(net, list_))
+    raw.insert(len(by) + 4, "price_realization", price_realization(net, list_))
     return raw
 
 
@@ -164,7 +168,7 @@ def _element_sums(lines: ibis.Table, by: Sequence[str]) -> pd.DataFrame:
         "invoice": (lines.invoice_price * q).sum(),
     }
     sums.update({c: (lines[c] * q).sum() for c in OFF_INVOICE if c in lines.columns})
-    raw = _aggregate(lines, by, sums)
+    raw = aggregate(lines, by, sums)
     raw = raw[raw["lines"] > 0].reset_index(drop=True)
     money = [c for c in sums if c != "lines"]
     raw[money] = raw[money].astype(float).fillna(0.0)
@@ -176,8 +180,9 @@ def _element_sums(lines: ibis.Table, by: Sequence[str]) -> pd.DataFrame:
 def _opportunity_sums(deals: ibis.Table, by: Sequence[str]) -> pd.DataFrame:
     """The same sums from opportunities (list_amount vs amount), when there are no line items."""
     t = deals.filter(deals.list_amount > 0)
-    raw = _aggregate(
-        t, by, {"lines": t.count(), "list": t.list_amount.sum(), "invoice": t.amount.sum()}
+    m = aggregates(t, "opportunities", "list_priced", "net_priced")
+    raw = aggregate(
+        t, by, {"lines": m["opportunities"], "list": m["list_priced"], "invoice": m["net_priced"]}
     )
     raw = raw[raw["lines"] > 0].reset_index(drop=True)
     raw[["list", "invoice"]] = raw[["list", "invoice"]].astype(float)
@@ -233,7 +238,7 @@ def _long_waterfall(wide: pd.DataFrame, by: list[str], basis: str) -> pd.DataFra
     long = wide.melt(id_vars=by, value_vars=elements, var_name="element", value_name="amount")
     long["element"] = pd.Categorical(long["element"], categories=elements, ordered=True)
     long = long.merge(wide[[*by, "list"]], on=by) if by else long.assign(list=wide["list"].iloc[0])
-    long["share_of_list"] = _ratio(long["amount"], long["list"])
+    long["share_of_list"] = ratio(long["amount"], long["list"])
     prices = long["element"].isin(["list", "invoice", "pocket"])
     long["kind"] = np.where(prices, "price", "deduction")
     long["basis"] = basis
@@ -295,7 +300,7 @@ def pocket_price_band(
     lines = _pocket_lines(data, by, filters, period, date_field, status, "The pocket price band")
     # a tiny epsilon so that e.g. 0.85 / 0.05 = 16.999999... still falls in the 85% bin
     lines = lines.mutate(_bin=(lines.pocket_pct / bin_width + 1e-9).floor().cast("int64"))
-    raw = _aggregate(
+    raw = aggregate(
         lines,
         [*by, "_bin"],
         {
@@ -310,7 +315,7 @@ def pocket_price_band(
     raw.insert(len(by), "band", _band_labels(raw.band_low, raw.band_high))
     for col in ("volume", "revenue"):
         total = raw.groupby(by)[col].transform("sum") if by else raw[col].sum()
-        raw[f"{col}_share"] = _ratio(raw[col], total)
+        raw[f"{col}_share"] = ratio(raw[col], total)
     return raw.drop(columns="_bin")
 
 
@@ -346,7 +351,7 @@ def pocket_price_spread(
         f"pocket_p{p}": lines.pocket_pct.min(where=lines._cum >= p / 100 * lines._total)
         for p in (10, 50, 90)
     }
-    raw = _aggregate(
+    raw = aggregate(
         lines,
         by,
         {
@@ -360,7 +365,8 @@ def pocket_price_spread(
     )
     raw["lines"] = raw["lines"].fillna(0).astype("int64")
     raw[["volume", "revenue"]] = raw[["volume", "revenue"]].astype(float).fillna(0.0)
-    raw.insert(len(by) + 3, "pocket_realization", _ratio(raw.pop("_pocket"), raw.pop("_list")))
+    realization = price_realization(raw.pop("_pocket"), raw.pop("_list"))
+    raw.insert(len(by) + 3, "pocket_realization", realization)
     raw.loc[~(raw["volume"].astype(float) > 0), list(q)] = np.nan
     raw["pocket_spread"] = raw["pocket_p90"].astype(float) - raw["pocket_p10"].astype(float)
     return raw
@@ -467,7 +473,7 @@ def leakage(
     lines = _with_floor(lines, data, corridor_by, corridor, floor, period, date_field, status)
     gap = lines._floor * lines.list_price - lines.pocket_price
     below = lines.mutate(_gap=ibis.ifelse(gap > 0, gap * lines.quantity, 0.0), _below=gap > 0)
-    extra = _aggregate(
+    extra = aggregate(
         below,
         by,
         {
@@ -507,9 +513,9 @@ def _leakage_frame(wide: pd.DataFrame, extra: pd.DataFrame, by: list[str]) -> pd
     out = out.rename(columns={"list": "list_amount", "pocket": "pocket_amount"})
     off = [c for c in OFF_INVOICE if c in out]
     out["leakage"] = out["list_amount"] - out["pocket_amount"]
-    out["leakage_share"] = _ratio(out["leakage"], out["list_amount"])
+    out["leakage_share"] = ratio(out["leakage"], out["list_amount"])
     out["corridor_leakage"] = out["corridor_leakage"].astype(float).fillna(0.0)
-    out["corridor_leakage_share"] = _ratio(out["corridor_leakage"], out["list_amount"])
+    out["corridor_leakage_share"] = ratio(out["corridor_leakage"], out["list_amount"])
     out["lines_below_floor"] = out["lines_below_floor"].fillna(0).astype("int64")
     columns = [
         *by,
@@ -578,10 +584,10 @@ def discount_bands(
     # rounded so that a deal at exactly 10% off (1 - 0.9 = 0.0999...) counts in the 10% band
     t = t.mutate(_band=_band_index(t.discount.round(9), bands))
     t = t.filter(t._band.notnull())
-    metrics = {**_measures(t), "_list": t.list_amount.sum(), "_net": t.amount.sum()}
+    metrics = aggregates(t, "opportunities", "won", "lost", "net_priced", "list_priced")
     if "cycle_days" in t.columns:
-        metrics["median_cycle_days_won"] = t.cycle_days.median(where=t.is_won)
-    raw = _complete_bands(_aggregate(t, [*by, "_band"], metrics), by, len(bands) - 1)
+        metrics["median_cycle_days_won"] = median_cycle_days_won(t)
+    raw = _complete_bands(aggregate(t, [*by, "_band"], metrics), by, len(bands) - 1)
     return _band_frame(raw, by, bands, min_closed)
 
 
@@ -610,6 +616,6 @@ def _band_frame(
     small = rates.pop("small_n")
     out = out.assign(**rates)
     out["median_cycle_days_won"] = raw.get("median_cycle_days_won", np.nan)
-    out["portfolio_discount"] = 1 - _ratio(raw["_net"], raw["_list"])
+    out["portfolio_discount"] = portfolio_discount(raw["net_priced"], raw["list_priced"])
     out["small_n"] = small
     return out.reset_index(drop=True)

@@ -25,7 +25,16 @@ from scipy.stats import norm
 from ..data import SalesData
 from ..errors import MissingDataError, ParameterError
 from ._deals import check_dimensions, select_deals
-from ._stats import MIN_CLOSED, TOO_FEW, small_n, wilson_interval
+from ._measures import (
+    aggregate,
+    aggregates,
+    asp,
+    outcomes,
+    portfolio_discount,
+    win_rate,
+    win_rate_columns,
+)
+from ._stats import MIN_CLOSED, TOO_FEW, small_n
 from ._tests import (
     Significance,
     chi_square_test,
@@ -56,8 +65,10 @@ __all__ = [
 
 # entity id column -> the dimension that names it
 ENTITIES = {"owner_id": "owner", "account_id": "account", "product_id": "product"}
-MEASURES = ("bookings", "win_rate", "deals", "asp", "discount")
-ADDITIVE = ("bookings", "deals")
+MEASURES = ("bookings", "win_rate", "opportunities", "asp", "discount")
+ADDITIVE = ("bookings", "opportunities")
+# the former name of the deal-count measure, still accepted
+_MEASURE_ALIASES = {"deals": "opportunities"}
 # method -> (tier, upper bound of the cumulative share *before* the entity) for ABC(D),
 # or the number of quantile tiers and their prefix
 ABC_CUTS = {
@@ -94,27 +105,23 @@ def tier_labels(method: str) -> list[str]:
 # Aggregates in the engine
 
 
-def _counts(t: ibis.Table) -> dict[str, Any]:
-    """Deal counts and sums every tier/entity table carries."""
-    out = {
-        "deals": t.count(),
-        "closed": t.is_closed.cast("int64").sum(),
-        "won": t.is_won.cast("int64").sum(),
-        "bookings": t.amount.sum(where=t.is_won),
-    }
-    if "list_amount" in t.columns:
-        priced = t.list_amount > 0
-        out["net_priced"] = t.amount.sum(where=priced)
-        out["list_priced"] = t.list_amount.sum(where=priced)
-    return out
+# The counts and sums per entity and per tier (defined in _measures.aggregates); the priced sums
+# only when the data has list_amount.
+_ENTITY_AGGREGATES = (
+    "opportunities",
+    "closed",
+    "won",
+    "lost",
+    "bookings",
+    "net_priced",
+    "list_priced",
+)
+_TIER_AGGREGATES = ("opportunities", "closed", "won", "lost", "open")
 
 
 def _fill(frame: pd.DataFrame) -> pd.DataFrame:
-    cols = [
-        c
-        for c in ("deals", "closed", "won", "bookings", "net_priced", "list_priced")
-        if c in frame.columns
-    ]
+    """Counts and sums as floats, 0 where the engine gave NULL."""
+    cols = [c for c in {*_ENTITY_AGGREGATES, *_TIER_AGGREGATES} if c in frame.columns]
     return frame.astype({c: float for c in cols}).fillna({c: 0.0 for c in cols})
 
 
@@ -124,19 +131,18 @@ def _measure(frame: pd.DataFrame, measure: str) -> tuple[pd.Series, pd.Series]:
     if measure in ADDITIVE:
         return frame[measure].astype(float), none
     if measure == "win_rate":
-        num, den, why = frame.won, frame.closed, "no closed deals"
+        value, why = win_rate(frame.won, frame.lost), "no closed deals"
     elif measure == "asp":
-        num, den, why = frame.bookings, frame.won, "no won deals"
+        value, why = asp(frame.bookings, frame.won), "no won deals"
     else:
         if "list_priced" not in frame.columns:
             raise MissingDataError(
                 "measure='discount' needs list_amount on opportunities; map "
                 "tables.opportunities.columns.list_amount, or choose another measure."
             )
-        num, den, why = frame.list_priced - frame.net_priced, frame.list_priced, "no list price"
-    ok = den > 0
-    value = (num / den.where(ok)).astype(float)
-    return value, none.where(ok, why)
+        value, why = portfolio_discount(frame.net_priced, frame.list_priced), "no list price"
+    value = pd.Series(value, index=frame.index, dtype=float)
+    return value, none.where(value.notna(), why)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -205,13 +211,14 @@ def stratify(
     entity
         ``"owner_id"`` (reps), ``"account_id"`` or ``"product_id"``.
     measure
-        ``"bookings"`` (Σ amount of won deals), ``"deals"`` (count), ``"win_rate"``
-        (won / closed), ``"asp"`` (won amount / won) or ``"discount"`` (1 − Σ amount / Σ
-        list_amount over deals with a list price).
+        ``"bookings"`` (Σ amount of won deals), ``"opportunities"`` (count of deals; the
+        former name ``"deals"`` is still accepted), ``"win_rate"``, ``"asp"`` or
+        ``"discount"`` (the portfolio discount over deals with a list price); each as defined
+        in :mod:`._measures` and docs/metrics.md.
     method
         ``"quartile"`` (Q1 = top 25% … Q4), ``"decile"`` (D1 … D10), ``"abc"`` (A: the
         entities that make the first 80% of the measure, B: the next 15%, C: the last 5%) or
-        ``"abcd"`` (50/30/15/5%). ABC(D) needs an additive measure (bookings or deals).
+        ``"abcd"`` (50/30/15/5%). ABC(D) needs an additive measure (bookings or opportunities).
     filters, period, date_field
         Which deals count, as in :func:`select_deals`.
     min_closed
@@ -223,7 +230,7 @@ def stratify(
         One row per entity with a deal in the selection, best first: ``entity``, ``label``
         (name), ``value`` (the measure), ``tier`` (ordered categorical; NaN when the measure is
         undefined), ``rank`` (1 = highest value), ``share`` and ``cumulative_share`` of the
-        measure total (additive measures), ``deals``, ``closed``, ``won``, ``bookings``,
+        measure total (additive measures), ``opportunities``, ``closed``, ``won``, ``bookings``,
         ``small_n`` (closed < MIN_CLOSED) and ``note`` (why an entity is unranked, or
         "too few to say" for a rate measure on small n).
 
@@ -236,18 +243,19 @@ def stratify(
     the entity that crosses 80% is still an A and A is never empty.
     """
     _choice("entity", entity, ENTITIES)
-    _choice("measure", measure, MEASURES)
+    measure = _choice("measure", _MEASURE_ALIASES.get(measure, measure), MEASURES)
     labels = tier_labels(method)
     if method in ABC_CUTS and measure not in ADDITIVE:
         raise ParameterError(
             f"method={method!r} cuts by cumulative contribution, which needs an additive "
-            f"measure: use measure='bookings' or 'deals', or method='quartile' or 'decile'."
+            f"measure: use measure='bookings' or 'opportunities', or method='quartile' or "
+            f"'decile'."
         )
     check_dimensions(data, [entity], parameter="entity")
     t = select_deals(data, filters, period, date_field=date_field)
     label_dim = ENTITIES[entity]
     keys = [entity, label_dim] if label_dim in t.columns else [entity]
-    frame = _fill(t.group_by(keys).aggregate(**_counts(t)).to_pandas())
+    frame = _fill(aggregate(t, keys, aggregates(t, *_ENTITY_AGGREGATES)))
     frame = frame.rename(columns={entity: "entity", label_dim: "label"})
     if "label" not in frame.columns:
         frame["label"] = frame["entity"]
@@ -286,14 +294,14 @@ def stratify(
         "rank",
         "share",
         "cumulative_share",
-        "deals",
+        "opportunities",
         "closed",
         "won",
         "bookings",
         "small_n",
         "note",
     ]
-    out = frame[cols].astype({"deals": int, "closed": int, "won": int})
+    out = frame[cols].astype({"opportunities": int, "closed": int, "won": int})
     if out.empty:
         out.attrs["reason"] = NO_DEALS
     return out
@@ -376,13 +384,11 @@ def _vs(test: Significance, labels: list[str], pair: tuple[int, int] | None) -> 
 
 
 def _outcome_win_rate(t, base, labels, confidence):
-    won, closed = base["won"].to_numpy(), base["closed"].to_numpy()
-    low, high = wilson_interval(won, closed, confidence=confidence)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(closed > 0, won / closed, np.nan)
-    cols = {"win_rate": rate, "win_rate_low": low, "win_rate_high": high}
+    won, lost, closed = (base[c].to_numpy() for c in ("won", "lost", "closed"))
+    rates = win_rate_columns(won, lost, confidence=confidence)
+    cols = {c: rates[c] for c in ("win_rate", "win_rate_low", "win_rate_high")}
     pair = _top_bottom(labels, closed)
-    across = chi_square_test(np.c_[won, closed - won])
+    across = chi_square_test(np.c_[won, lost])
     i, j = pair or (0, 0)
     vs = two_proportion_test(won[i], closed[i], won[j], closed[j], confidence=confidence)
     return cols, closed, across, vs, pair
@@ -406,7 +412,7 @@ def _outcome_ranks(values, counts, labels, column, confidence):
 
 
 def _outcome_cycle(t, base, labels, confidence):
-    won = t.filter(t.is_won)
+    won = t.filter(outcomes(t)["won"])
     values, counts = _by_value(won, won.cycle_days, labels)
     return _outcome_ranks(values, counts, labels, "median_cycle_days_won", confidence)
 
@@ -418,45 +424,38 @@ def _outcome_discount(t, base, labels, confidence):
             "tables.opportunities.columns.list_amount, or choose another outcome."
         )
     p = t.filter(t.list_amount > 0)
-    sums = (
-        p.group_by("_tier")
-        .aggregate(
-            n=p.count(),
-            y=p.amount.sum(),
-            x=p.list_amount.sum(),
-            yy=(p.amount * p.amount).sum(),
-            xx=(p.list_amount * p.list_amount).sum(),
-            xy=(p.amount * p.list_amount).sum(),
-        )
-        .to_pandas()
-        .set_index("_tier")
-        .reindex(labels)
-        .fillna(0.0)
-    )
-    ratio, r_low, r_high = ratio_interval_from_sums(
-        *(sums[c] for c in ("n", "y", "x", "yy", "xx", "xy")), confidence=confidence
+    moments = {
+        **aggregates(p, "opportunities", "net_priced", "list_priced"),
+        "yy": (p.amount * p.amount).sum(),
+        "xx": (p.list_amount * p.list_amount).sum(),
+        "xy": (p.amount * p.list_amount).sum(),
+    }
+    sums = aggregate(p, ["_tier"], moments).set_index("_tier").reindex(labels).fillna(0.0)
+    n, net, list_ = (sums[c] for c in ("opportunities", "net_priced", "list_priced"))
+    # the interval of the realization Σnet/Σlist, turned into one of the discount
+    _, r_low, r_high = ratio_interval_from_sums(
+        n, net, list_, sums["yy"], sums["xx"], sums["xy"], confidence=confidence
     )
     values, counts = _by_value(p, p.discount.round(DISCOUNT_DECIMALS), labels)
     _, _, across, vs, pair = _outcome_ranks(values, counts, labels, "d", confidence)
     cols = {
-        "portfolio_discount": 1 - ratio,
+        "portfolio_discount": portfolio_discount(net, list_),
         "portfolio_discount_low": 1 - r_high,
         "portfolio_discount_high": 1 - r_low,
     }
-    return cols, sums["n"].to_numpy(), across, vs, pair
+    return cols, n.to_numpy(), across, vs, pair
+
+
+def _won_amounts(t: ibis.Table) -> dict[str, Any]:
+    """won, bookings and ``var``, the sample variance of won amounts (for ASP intervals)."""
+    var = t.amount.var(how="sample", where=outcomes(t)["won"])
+    return {**aggregates(t, "won", "bookings"), "var": var}
 
 
 def _outcome_asp(t, base, labels, confidence):
-    won = t.filter(t.is_won)
-    m = (
-        won.group_by("_tier")
-        .aggregate(n=won.count(), mean=won.amount.mean(), var=won.amount.var(how="sample"))
-        .to_pandas()
-        .set_index("_tier")
-        .reindex(labels)
-    )
-    n = m["n"].fillna(0.0).to_numpy(dtype=float)
-    mean, var = m["mean"].to_numpy(dtype=float), m["var"].to_numpy(dtype=float)
+    m = aggregate(t, ["_tier"], _won_amounts(t)).set_index("_tier").reindex(labels)
+    n = m["won"].fillna(0.0).to_numpy(dtype=float)
+    mean, var = asp(m["bookings"], n), m["var"].to_numpy(dtype=float)
     low, high = mean_interval_from_moments(n, mean, var, confidence=confidence)
     cols = {"asp": mean, "asp_low": low, "asp_high": high}
     pair = _top_bottom(labels, n)
@@ -546,9 +545,10 @@ def compare_strata(
     Returns
     -------
     StrataComparison
-        ``table``: one row per tier (empty tiers included): ``tier``, ``entities``, ``deals``,
-        ``closed``, ``won``, ``lost``, ``open``, the outcome's columns (``win_rate``,
-        ``win_rate_low``, ``win_rate_high`` | ``median_cycle_days_won``(``_low``/``_high``) |
+        ``table``: one row per tier (empty tiers included): ``tier``, ``entities``,
+        ``opportunities``, ``closed``, ``won``, ``lost``, ``open``, the outcome's columns
+        (``win_rate``, ``win_rate_low``, ``win_rate_high`` |
+        ``median_cycle_days_won``(``_low``/``_high``) |
         ``portfolio_discount``(``_low``/``_high``) | ``asp``(``_low``/``_high``) |
         ``closes_observed``, ``closes_expected``, ``close_ratio``), ``n_outcome`` (the
         observations behind the value: closed deals for rates and time to close, won deals
@@ -568,8 +568,7 @@ def compare_strata(
         date_field=date_field,
     )
     t = _tiered_deals(data, strata, entity, filters, period, date_field)
-    counts = {k: v for k, v in _counts(t).items() if k in ("deals", "closed", "won")}
-    base = _fill(t.group_by("_tier").aggregate(**counts).to_pandas())
+    base = _fill(aggregate(t, ["_tier"], aggregates(t, *_TIER_AGGREGATES)))
     base = base.set_index("_tier").reindex(labels).fillna(0.0)
     cols, n_out, across, vs, pair = _OUTCOMES[out](t, base, labels, confidence)
     n_out = np.asarray(n_out, dtype=float)
@@ -579,16 +578,12 @@ def compare_strata(
         {
             "tier": pd.Categorical(labels, categories=labels, ordered=True),
             "entities": entities,
-            "deals": base["deals"].to_numpy(dtype=int),
-            "closed": base["closed"].to_numpy(dtype=int),
-            "won": base["won"].to_numpy(dtype=int),
-            "lost": (base["closed"] - base["won"]).to_numpy(dtype=int),
-            "open": (base["deals"] - base["closed"]).to_numpy(dtype=int),
+            **{c: base[c].to_numpy(dtype=int) for c in _TIER_AGGREGATES},
             **cols,
             "n_outcome": n_out.astype(int),
             "small_n": few,
             "note": np.where(
-                base["deals"].to_numpy() == 0, "empty tier", np.where(few, TOO_FEW, "")
+                base["opportunities"].to_numpy() == 0, "empty tier", np.where(few, TOO_FEW, "")
             ),
         }
     )
@@ -673,16 +668,21 @@ def mix_adjusted(
             )
         t, group, labels = select_deals(data, filters, period, date_field=date_field), by, None
     if outcome == "win_rate":
-        sub = t.filter(t.is_closed)
-        agg = {"n": sub.count(), "num": sub.is_won.cast("int64").sum()}
+        m = aggregates(t, "closed", "won")
+        agg = {"n": m["closed"], "num": m["won"]}
     else:
-        sub = t.filter(t.is_won)
-        agg = {"n": sub.count(), "num": sub.amount.sum(), "var": sub.amount.var(how="sample")}
-    cells = sub.group_by([group, standardize_on]).aggregate(**agg).to_pandas()
+        m = _won_amounts(t)
+        agg = {"n": m["won"], "num": m["bookings"], "var": m["var"]}
+    cells = aggregate(t, [group, standardize_on], agg)
+    cells = cells[cells["n"] > 0].reset_index(drop=True)  # only cells with deals in the rate
     cells = cells.rename(columns={group: "group", standardize_on: "stratum"})
     return _standardize(cells, outcome, labels, confidence, min_closed).rename(
         columns={"group": "tier" if by == "tier" else by}
     )
+
+
+# outcome -> its rate from (num, n) of a cell: won of closed, or won amount of won deals
+_RATES = {"win_rate": lambda won, closed: win_rate(won, closed - won), "asp": asp}
 
 
 def _standardize(
@@ -694,10 +694,11 @@ def _standardize(
 ) -> pd.DataFrame:
     """Direct standardization on cells (group, stratum, n, num[, var])."""
     z = norm.ppf(1 - (1 - confidence) / 2)
+    rate_of = _RATES[outcome]
     cells = cells.astype({"n": float, "num": float})
     total_n = cells["n"].sum()
     weights = (cells.groupby("stratum")["n"].sum() / total_n).astype(float)
-    rate = cells["num"] / cells["n"]
+    rate = rate_of(cells["num"], cells["n"])
     var = rate * (1 - rate) if outcome == "win_rate" else cells["var"].astype(float)
     w = cells["stratum"].map(weights).astype(float)
     cells = cells.assign(w=w, wr=w * rate, wv=w**2 * var / cells["n"])
@@ -713,8 +714,8 @@ def _standardize(
     )
     if labels is not None:
         frame = frame.reindex(labels).fillna({"n": 0.0, "num": 0.0})
+    crude = rate_of(frame["num"], frame["n"])
     with np.errstate(divide="ignore", invalid="ignore"):
-        crude = frame["num"] / frame["n"].where(frame["n"] > 0)
         adjusted = frame["wr"] / frame["coverage"]
         half = z * np.sqrt(frame["wv"]) / frame["coverage"]
     few = small_n(frame["n"], minimum=min_closed)
@@ -728,12 +729,12 @@ def _standardize(
         {
             "group": frame.index,
             "n": frame["n"].to_numpy(dtype=int),
-            "crude_rate": crude.to_numpy(),
+            "crude_rate": crude,
             "adjusted_rate": adjusted.to_numpy(),
             "adjusted_low": (adjusted - half).to_numpy(),
             "adjusted_high": (adjusted + half).to_numpy(),
-            "difference": (adjusted - crude).to_numpy(),
-            "overall_rate": cells["num"].sum() / total_n if total_n else np.nan,
+            "difference": adjusted.to_numpy() - crude,
+            "overall_rate": float(rate_of(cells["num"].sum(), total_n)),
             "weight_coverage": frame["coverage"].to_numpy(),
             "small_n": few,
             "note": note.to_numpy(),
