@@ -6,7 +6,8 @@ The refresh: filter on two dimensions (region in NA/EMEA, deal type New Business
 then a segment KPI table by industry (opportunities, open, won, lost, win rate with its Wilson
 95% interval, bookings, ASP, median won cycle, portfolio discount, Kaplan-Meier median days to
 close with open deals censored at the as-of date) and a discount-band table (opportunities,
-won, lost, win rate). Three implementations compute the same numbers:
+won, lost, win rate, median won cycle, portfolio discount). Three implementations compute
+the same numbers:
 
 - ``library``: salesops_widgets.metrics (Ibis expressions on the embedded DuckDB);
 - ``pandas``: plain pandas on the same deals, held in memory as a DataFrame;
@@ -110,7 +111,13 @@ def refresh_pandas(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
     b = t.assign(band=bands).dropna(subset=["band"]).groupby("band", observed=True)
     disc = pd.DataFrame(
-        {"opportunities": b.size(), "won": b["_won"].sum(), "lost": b["_lost"].sum()}
+        {
+            "opportunities": b.size(),
+            "won": b["_won"].sum(),
+            "lost": b["_lost"].sum(),
+            "median_cycle_days_won": b["_won_cycle"].median(),
+            "portfolio_discount": 1 - b["_net"].sum() / b["_list"].sum(),
+        }
     ).reset_index()
     return seg, _finish_bands(disc)
 
@@ -180,7 +187,10 @@ def refresh_sql(con, table: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         f"""
         SELECT band, count(*) AS opportunities,
                count(*) FILTER (WHERE status = 'won') AS won,
-               count(*) FILTER (WHERE status = 'lost') AS lost
+               count(*) FILTER (WHERE status = 'lost') AS lost,
+               median(cycle_days) FILTER (WHERE status = 'won') AS median_cycle_days_won,
+               1 - sum(amount) FILTER (WHERE list_amount > 0)
+                 / sum(list_amount) FILTER (WHERE list_amount > 0) AS portfolio_discount
         FROM (SELECT *, CASE {cases} END AS band FROM {table} WHERE {where})
         WHERE band IS NOT NULL GROUP BY band
         """
@@ -219,7 +229,14 @@ SEG_COLUMNS = [
     "portfolio_discount",
     "km_median_days_to_close",
 ]
-BAND_COLUMNS = ["opportunities", "won", "lost", "win_rate"]
+BAND_COLUMNS = [
+    "opportunities",
+    "won",
+    "lost",
+    "win_rate",
+    "median_cycle_days_won",
+    "portfolio_discount",
+]
 
 
 def _compare(

@@ -128,3 +128,22 @@ def test_kpis_command_rejects_bad_input_cleanly():
     bad_filter = runner.invoke(app, ["kpis", "--data", "data/samples/default", "--filter", "x"])
     assert bad_filter.exit_code == 2 and "DIM=VALUE" in bad_filter.output
     assert "Traceback" not in bad_dim.output + bad_filter.output
+
+
+def test_one_query_table_equals_the_individual_functions(sample):
+    from salesops_widgets.metrics import cycle_summary, deal_discounts, pipeline_kpis
+
+    by = ["industry"]
+    opts = {"by": by, "filters": {"region": ["NA", "EMEA"]}}
+    table = segment_kpis(sample, **opts).set_index("industry")
+    pipe = pipeline_kpis(sample, **opts).set_index("industry")
+    for col in ("opportunities", "won", "lost", "win_rate", "win_rate_low", "asp", "bookings"):
+        pd.testing.assert_series_equal(table[col], pipe[col], check_dtype=False, rtol=1e-12)
+    cyc = cycle_summary(sample, **opts).set_index("industry")
+    pd.testing.assert_series_equal(
+        table["median_cycle_days_won"], cyc["median_cycle_days_won"], check_dtype=False
+    )
+    disc = deal_discounts(sample, **opts).set_index("industry")
+    pd.testing.assert_series_equal(
+        table["portfolio_discount"], disc["portfolio_discount"], check_dtype=False, rtol=1e-12
+    )

@@ -44,10 +44,10 @@ COVERAGE_COLUMNS = ["quota", "quota_remaining", "coverage"]
 
 _COUNTS = PIPELINE_COLUMNS[:4]  # opportunities, open, won, lost
 # What the table aggregates in the engine (weighted_pipeline only where probability exists).
-_AGGREGATES = (*_COUNTS, "bookings", "lost_amount", "open_pipeline", "weighted_pipeline")
+PIPELINE_AGGREGATES = (*_COUNTS, "bookings", "lost_amount", "open_pipeline", "weighted_pipeline")
 
 
-def _kpis(raw: pd.DataFrame, by: list[str], min_closed: int) -> pd.DataFrame:
+def pipeline_frame(raw: pd.DataFrame, by: list[str], min_closed: int) -> pd.DataFrame:
     """The pipeline KPI columns from the aggregated counts and sums."""
     counts = raw[_COUNTS].fillna(0).astype("int64")
     bookings, lost_amount, open_pipeline = (
@@ -118,7 +118,7 @@ def pipeline_kpis(
     """
     by = check_dimensions(data, by)
     t = select_deals(data, filters, period, date_field=date_field)
-    out = _kpis(aggregate(t, by, aggregates(t, *_AGGREGATES)), by, min_closed)
+    out = pipeline_frame(aggregate(t, by, aggregates(t, *PIPELINE_AGGREGATES)), by, min_closed)
     if data.has("reps", "quota") and all(_rep_column(data, d) for d in by):
         out = _with_coverage(out, data, by, filters, period)
     return out

@@ -1,7 +1,9 @@
 """The segment KPI table: pipeline, cycle and discount KPIs side by side, and sales velocity.
 
-``segment_kpis`` composes the one-definition functions of the other modules (it computes no
-rate itself) and adds ``velocity``, whose only definition is here.
+``segment_kpis`` asks the engine for every per-group sum in one query, using the one
+definitions of ``_measures`` and the pipeline module's columns, so it gives the same numbers as
+``pipeline_kpis``, ``cycle_summary``, ``time_to_close`` and ``deal_discounts`` (a test checks
+it) in fewer queries; it adds ``velocity``, whose only definition is here.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from ..data import SalesData
-from ._cycle import cycle_summary, time_to_close
-from ._deals import check_dimensions
-from ._pipeline import pipeline_kpis
-from ._pricing import deal_discounts
+from ._cycle import time_to_close
+from ._deals import check_dimensions, select_deals
+from ._measures import aggregate, aggregates, median_cycle_days_won, portfolio_discount
+from ._pipeline import PIPELINE_AGGREGATES, pipeline_frame
 from ._stats import MIN_CLOSED
 
 __all__ = ["SEGMENT_COLUMNS", "segment_kpis", "velocity"]
@@ -85,17 +87,25 @@ def segment_kpis(
     >>> segment_kpis(load("data/samples/default"), by=["size_band"])  # doctest: +SKIP
     """
     by = check_dimensions(data, by)
-    opts = {"by": by, "filters": filters, "period": period, "date_field": date_field}
-    out = pipeline_kpis(data, min_closed=min_closed, **opts)
-    parts = []
-    if data.has("opportunities", "close_date"):
-        parts.append(cycle_summary(data, **opts)[[*by, "median_cycle_days_won"]])
-        km = time_to_close(data, **opts)
-        parts.append(km[[*by, "km_median_days_to_close", "km_median_low", "km_median_high"]])
-    if data.has("opportunities", "list_amount"):
-        parts.append(deal_discounts(data, **opts)[[*by, "portfolio_discount"]])
-    for part in parts:
-        out = out.merge(part, on=by, how="left") if by else pd.concat([out, part], axis=1)
+    t = select_deals(data, filters, period, date_field=date_field)
+    # one engine query for every per-group sum (the definitions in _measures), as a
+    # hand-written query would; the same numbers as pipeline_kpis, cycle_summary and
+    # deal_discounts, which each run their own query
+    metrics = aggregates(t, *PIPELINE_AGGREGATES)
+    if "cycle_days" in t.columns:
+        metrics["median_cycle_days_won"] = median_cycle_days_won(t)
+    if "list_amount" in t.columns:
+        metrics.update(aggregates(t, "net_priced", "list_priced"))
+    raw = aggregate(t, by, metrics)
+    out = pipeline_frame(raw, by, min_closed)
+    if "median_cycle_days_won" in raw:
+        out["median_cycle_days_won"] = raw["median_cycle_days_won"].astype(float).to_numpy()
+    if "list_priced" in raw:
+        out["portfolio_discount"] = portfolio_discount(raw["net_priced"], raw["list_priced"])
+    if "close_date" in t.columns:
+        km = time_to_close(data, by=by, filters=filters, period=period, date_field=date_field)
+        km = km[[*by, "km_median_days_to_close", "km_median_low", "km_median_high"]]
+        out = out.merge(km, on=by, how="left") if by else pd.concat([out, km], axis=1)
     for col in SEGMENT_COLUMNS:
         if col not in out.columns:
             out[col] = np.nan
