@@ -514,7 +514,8 @@ def _size_band(t: ibis.Table) -> ibis.Table:
 def _materialize(ctx: _Context, table: str, expr: ibis.Table) -> ibis.Table:
     if not ctx.source.owned:
         return expr
-    return ctx.source.con.create_table(f"_annotated_{table}", expr, temp=True, overwrite=True)
+    # a table of our private engine database (a temporary file, deleted with the connection)
+    return ctx.source.con.create_table(f"_annotated_{table}", expr, overwrite=True)
 
 
 def _load_table(table: str, ctx: _Context) -> None:

@@ -10,7 +10,9 @@ import fnmatch
 import itertools
 import os
 import re
+import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,7 +144,8 @@ def _read_file(con: Any, path: Path, warnings: list[str]) -> RawTable:
 
 
 def _temp_copy(con: Any, table: ibis.Table) -> ibis.Table:
-    return con.create_table(_table_name(), table, temp=True)
+    # a table of our private engine database, deleted with it
+    return con.create_table(_table_name(), table)
 
 
 def _csv_problem(exc: Exception) -> str:
@@ -177,24 +180,44 @@ def _first_line(exc: Exception) -> str:
 
 
 def _new_duckdb() -> Any:
-    """An embedded in-memory DuckDB that spills to the system temp folder past its memory limit.
+    """An embedded DuckDB on a private temporary database file, deleted with the connection.
 
-    SALESOPS_DUCKDB_MEMORY (default 1GB) and SALESOPS_DUCKDB_THREADS (default: all cores)
-    override the engine settings.
+    A database file (rather than ``:memory:``) lets DuckDB compress the tables it keeps, so the
+    validated tables of a large export stay within the memory limit instead of spilling
+    uncompressed. SALESOPS_DUCKDB_MEMORY (default 1GB) and SALESOPS_DUCKDB_THREADS (default:
+    all cores) override the engine settings; SALESOPS_DUCKDB_IN_MEMORY=1 keeps it in memory.
     """
-    config = {
+    root = Path(tempfile.gettempdir()) / "salesops-duckdb"
+    root.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {
         "memory_limit": os.environ.get("SALESOPS_DUCKDB_MEMORY", "1GB"),
-        "temp_directory": str(Path(tempfile.gettempdir()) / "salesops-duckdb"),
+        "temp_directory": str(root / "spill"),
     }
     if os.environ.get("SALESOPS_DUCKDB_THREADS"):
         config["threads"] = int(os.environ["SALESOPS_DUCKDB_THREADS"])
+    folder = None
+    database = ":memory:"
+    if not os.environ.get("SALESOPS_DUCKDB_IN_MEMORY"):
+        folder = tempfile.mkdtemp(prefix="session-", dir=root)
+        database = str(Path(folder) / "engine.duckdb")
     try:
-        return ibis.duckdb.connect(**config)
+        con = ibis.duckdb.connect(database=database, **config)
     except Exception as exc:
         raise DataSourceError(
             f"The DuckDB engine could not start with {config}: {_first_line(exc)}. Check "
             f"SALESOPS_DUCKDB_MEMORY / SALESOPS_DUCKDB_THREADS."
         ) from None
+    if folder is not None:
+        weakref.finalize(con, _drop_engine, con.con, folder)
+    return con
+
+
+def _drop_engine(raw: Any, folder: str) -> None:
+    """Close the engine and delete its temporary database file."""
+    try:
+        raw.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _folder(path: Path) -> Source:

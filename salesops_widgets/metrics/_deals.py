@@ -146,7 +146,7 @@ def deals(data: SalesData) -> ibis.Table:
     keep = [c for c in o.columns if c not in dims]
     out = t.select(*keep, **dims, **measures)
     if data.engine_owned:
-        out = data.con.create_table("_deals", out, temp=True, overwrite=True)
+        out = data.con.create_table("_deals", out, overwrite=True)
     data._cache["deals"] = out
     return out
 

@@ -18,25 +18,13 @@ from ..data import SalesData
 from ._cycle import time_to_close
 from ._deals import check_dimensions, select_deals
 from ._measures import aggregate, aggregates, median_cycle_days_won, portfolio_discount
-from ._pipeline import PIPELINE_AGGREGATES, pipeline_frame
+from ._pipeline import PIPELINE_AGGREGATES, PIPELINE_COLUMNS, pipeline_frame
 from ._stats import MIN_CLOSED
 
 __all__ = ["SEGMENT_COLUMNS", "segment_kpis", "velocity"]
 
 SEGMENT_COLUMNS = (
-    "opportunities",
-    "open",
-    "won",
-    "lost",
-    "closed",
-    "win_rate",
-    "win_rate_low",
-    "win_rate_high",
-    "value_win_rate",
-    "bookings",
-    "asp",
-    "open_pipeline",
-    "weighted_pipeline",
+    *(c for c in PIPELINE_COLUMNS if c != "small_n"),
     "median_cycle_days_won",
     "km_median_days_to_close",
     "km_median_low",
