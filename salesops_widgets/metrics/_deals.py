@@ -96,7 +96,7 @@ def deals(data: SalesData) -> ibis.Table:
     (close_date of closed deals), ``cycle_days`` (closed deals: close − created),
     ``age_days`` (open deals: as-of − created), ``duration_days`` (cycle_days, or age_days for
     open deals: the time-to-close observation with open deals censored), and ``discount``
-    (1 − amount / list_amount where list_amount > 0).
+    (1 − amount / list_amount where list_amount > 0, rounded to 9 decimals).
     """
     cached = data._cache.get("deals")
     if cached is not None:
@@ -140,8 +140,10 @@ def deals(data: SalesData) -> ibis.Table:
     measures["age_days"] = age
     measures["duration_days"] = ibis.ifelse(t.is_closed, cycle, age)
     if "list_amount" in t.columns:
+        # rounded to 9 decimals once here, so that a deal at exactly 10% off (1 - 0.9 is
+        # 0.0999... in floating point) is 0.1 for every band and threshold downstream
         measures["discount"] = ibis.ifelse(
-            t.list_amount > 0, 1 - t.amount / t.list_amount, ibis.null("float64")
+            t.list_amount > 0, (1 - t.amount / t.list_amount).round(9), ibis.null("float64")
         )
     keep = [c for c in o.columns if c not in dims]
     out = t.select(*keep, **dims, **measures)

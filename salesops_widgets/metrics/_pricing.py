@@ -581,8 +581,7 @@ def discount_bands(
     data.require("Discount bands", "opportunities", ["list_amount"])
     by = check_dimensions(data, by)
     t = select_deals(data, filters, period, date_field=date_field)
-    # rounded so that a deal at exactly 10% off (1 - 0.9 = 0.0999...) counts in the 10% band
-    t = t.mutate(_band=_band_index(t.discount.round(9), bands))
+    t = t.mutate(_band=_band_index(t.discount, bands))  # deals() rounds it to 9 decimals
     t = t.filter(t._band.notnull())
     metrics = aggregates(t, "opportunities", "won", "lost", "net_priced", "list_priced")
     if "cycle_days" in t.columns:
