@@ -36,7 +36,6 @@ class RawTable:
 
     table: ibis.Table
     label: str  # file path, "workbook.xlsx [sheet]", table name...
-    encoding_note: str | None = None
 
 
 @dataclass
@@ -138,9 +137,10 @@ def _read_file(con: Any, path: Path, warnings: list[str]) -> RawTable:
             f"File {path} is neither UTF-8 nor Latin-1 text: {_first_line(exc)}. "
             f"Save it as UTF-8 CSV."
         ) from None
-    note = f"{path} is not UTF-8; it was read as Latin-1 (Windows-1252). Save as UTF-8 to be sure."
-    warnings.append(note)
-    return RawTable(table, str(path), note)
+    warnings.append(
+        f"{path} is not UTF-8; it was read as Latin-1 (Windows-1252). Save as UTF-8 to be sure."
+    )
+    return RawTable(table, str(path))
 
 
 def _temp_copy(con: Any, table: ibis.Table) -> ibis.Table:
