@@ -25,7 +25,7 @@ from ..data._mapping import _norm
 from ..data._schema import STATUSES
 from ..errors import ParameterError
 from ._deals import check_dimensions, deals, select_deals
-from ._measures import median_cycle_days
+from ._measures import aggregate, median_cycle_days
 from ._stats import MIN_CLOSED, wilson_interval
 from ._survival import KMFit, cif_arrays, quantile_from_counts, step_at
 
@@ -47,11 +47,6 @@ NO_DEALS = "no deals match the filters and period"
 _TOL = 1e-9
 
 # -- shared helpers ---------------------------------------------------------------------------
-
-
-def _aggregate(t: ibis.Table, keys: Sequence[str], **metrics: Any) -> ibis.Table:
-    """Group by ``keys`` (none: one row) and aggregate."""
-    return t.group_by(list(keys)).aggregate(**metrics) if keys else t.aggregate(**metrics)
 
 
 def _groups(df: pd.DataFrame, keys: list[str]) -> Iterator[tuple[tuple, pd.DataFrame]]:
@@ -156,14 +151,16 @@ def cycle_stats(
         (fewer than ``MIN_CLOSED`` deals) and ``note``. :func:`cycle_summary` has the wide form.
     """
     t, keys = _cycle_deals(data, "cycle days", by, filters, period, date_field)
-    agg = _aggregate(
+    agg = aggregate(
         t,
         [*keys, "status"],
-        deals=t.cycle_days.count(),
-        mean_cycle_days=t.cycle_days.mean(),
-        median_cycle_days=median_cycle_days(t),
-        p90_cycle_days=t.cycle_days.quantile(0.9),
-    ).to_pandas()
+        {
+            "deals": t.cycle_days.count(),
+            "mean_cycle_days": t.cycle_days.mean(),
+            "median_cycle_days": median_cycle_days(t),
+            "p90_cycle_days": t.cycle_days.quantile(0.9),
+        },
+    )
     groups = [k for k, _ in _groups(agg, keys)] if keys else [()]
     found = {(*_key(r, keys), r["status"]): r for r in agg.to_dict("records")}
     rows = []
@@ -230,7 +227,7 @@ def _duration_counts(
 ) -> tuple[pd.DataFrame, list[str]]:
     """One engine query: deals per (group, duration_days, ``split``)."""
     t, keys = _cycle_deals(data, analysis, by, filters, period, date_field)
-    counts = _aggregate(t, [*keys, "duration_days", split], n=t.count()).to_pandas()
+    counts = aggregate(t, [*keys, "duration_days", split], {"n": t.count()})
     return counts, keys
 
 
@@ -707,9 +704,7 @@ def _stay_counts(
 ) -> tuple[pd.DataFrame, list[str], list[str]]:
     keys = _keys(data, by)
     stays, order, last = _stays(data, analysis, keys, filters, period, date_field, stage_order)
-    counts = _aggregate(
-        stays, [*keys, "_stage", "_transition", "_days"], n=stays.count()
-    ).to_pandas()
+    counts = aggregate(stays, [*keys, "_stage", "_transition", "_days"], {"n": stays.count()})
     return counts, keys, order, last
 
 
@@ -950,8 +945,7 @@ def stuck_deals(
 
 def _stage_thresholds(stays: ibis.Table, keys: list[str], prob: float) -> pd.DataFrame:
     """Per (group, stage): the Kaplan–Meier quantile ``prob`` of days in stage."""
-    counts = _aggregate(stays, [*keys, "_stage", "_transition", "_days"], n=stays.count())
-    counts = counts.to_pandas()
+    counts = aggregate(stays, [*keys, "_stage", "_transition", "_days"], {"n": stays.count()})
     rows = []
     for g, a in _split(counts, [*keys, "_stage"], "_days", "_transition"):
         if not len(a["n"]):
@@ -1017,14 +1011,16 @@ def close_date_pushes(
     t = select_deals(data, filters, period, date_field=date_field)
     t = t.filter(t.status.isin(list(statuses)))
     j = t.select("opportunity_id", *keys).inner_join(_pushes_per_deal(sh), "opportunity_id")
-    agg = _aggregate(
+    agg = aggregate(
         j,
         keys,
-        deals=j.count(),
-        deals_pushed=(j.close_date_pushes > 0).cast("int64").sum(),
-        pushes=j.close_date_pushes.sum(),
-        days_pushed=j.days_pushed.sum(),
-    ).to_pandas()
+        {
+            "deals": j.count(),
+            "deals_pushed": (j.close_date_pushes > 0).cast("int64").sum(),
+            "pushes": j.close_date_pushes.sum(),
+            "days_pushed": j.days_pushed.sum(),
+        },
+    )
     agg = agg[agg["deals"] > 0] if keys else agg
     columns = [
         *[*keys, "deals", "deals_pushed", "share_pushed", "share_pushed_low", "share_pushed_high"],
