@@ -551,8 +551,15 @@ def _closed_stage_names(data: SalesData) -> tuple[set[str], set[str]]:
     """Normalised names of stages that close a deal as won / as lost.
 
     From the mapping's stage map, plus the current stages of opportunities that only ever hold
-    won (or only lost) deals.
+    won (or only lost) deals. A property of the loaded data: computed once per SalesData.
     """
+    cached = data._cache.get("closed_stage_names")
+    if cached is None:
+        cached = data._cache["closed_stage_names"] = _find_closed_stage_names(data)
+    return cached
+
+
+def _find_closed_stage_names(data: SalesData) -> tuple[set[str], set[str]]:
     omap = data.mapping.tables.get("opportunities")
     stages = omap.stages if omap is not None else {}
     won = {_norm(k) for k, v in stages.items() if v == "won"}
@@ -579,8 +586,23 @@ def _closed_stage_names(data: SalesData) -> tuple[set[str], set[str]]:
 _WON, _LOST = -1, -2  # stage codes of closing stages; open stages are coded by their rank
 
 
+def _stage_positions(data: SalesData, sh: ibis.Table) -> pd.DataFrame:
+    """Median and mean position of each stage in the deals' histories, in funnel order.
+
+    A property of the loaded data (all of stage_history): computed once per SalesData.
+    """
+    cached = data._cache.get("stage_positions")
+    if cached is None:
+        w = ibis.window(group_by=sh.opportunity_id, order_by=[sh.entered_at])
+        h = sh.mutate(_pos=ibis.row_number().over(w))
+        pos = h.group_by("stage").aggregate(med=h._pos.median(), mean=h._pos.mean()).to_pandas()
+        cached = pos.dropna(subset=["stage"]).sort_values(["med", "mean", "stage"])
+        data._cache["stage_positions"] = cached
+    return cached
+
+
 def _stage_codes(
-    sh: ibis.Table, won: set[str], lost: set[str], given: Sequence[str] | None
+    data: SalesData, sh: ibis.Table, given: Sequence[str] | None
 ) -> tuple[list[str], dict[str, int], list[str]]:
     """Open stages in funnel order, a code for every stage name in stage_history, and the open
     stages of the order that occur in the data (``present[code]`` is the stage's name).
@@ -596,11 +618,8 @@ def _stage_codes(
             f"stage_order={given!r} must be a list of stage names, e.g. "
             "['Prospecting', 'Qualification', 'Proposal', 'Negotiation']."
         )
-    w = ibis.window(group_by=sh.opportunity_id, order_by=[sh.entered_at])
-    h = sh.mutate(_pos=ibis.row_number().over(w))
-    pos = h.group_by("stage").aggregate(med=h._pos.median(), mean=h._pos.mean()).to_pandas()
-    pos = pos.dropna(subset=["stage"]).sort_values(["med", "mean", "stage"])
-    names = [str(x) for x in pos["stage"]]
+    won, lost = _closed_stage_names(data)
+    names = [str(x) for x in _stage_positions(data, sh)["stage"]]
     closing = {x: _WON if _norm(x) in won else _LOST for x in names if _norm(x) in won | lost}
     inferred = [x for x in names if x not in closing]
     by_norm = {_norm(x): x for x in inferred}
@@ -637,7 +656,7 @@ def _stays(
             "(the deal's current stage)."
         )
     sh = data.require(analysis, "stage_history", ("opportunity_id", "stage", "entered_at"))
-    order, codes, present = _stage_codes(sh, *_closed_stage_names(data), stage_order)
+    order, codes, present = _stage_codes(data, sh, stage_order)
     t = select_deals(data, filters, period, date_field=date_field)
     cols = dict.fromkeys(["opportunity_id", "is_closed", "is_won", *keys, *carry])
     if "closed_date" in t.columns:
