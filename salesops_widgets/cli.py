@@ -144,37 +144,14 @@ def validate(
         _fail(report.fatal or "no usable opportunities")
 
 
-_KPI_FORMATS = {
-    "opportunities": "{:,.0f}",
-    "open": "{:,.0f}",
-    "won": "{:,.0f}",
-    "lost": "{:,.0f}",
-    "closed": "{:,.0f}",
-    "win_rate": "{:.1%}",
-    "win_rate_low": "{:.1%}",
-    "win_rate_high": "{:.1%}",
-    "value_win_rate": "{:.1%}",
-    "asp": "{:,.0f}",
-    "bookings": "{:,.0f}",
-    "open_pipeline": "{:,.0f}",
-    "weighted_pipeline": "{:,.0f}",
-    "median_cycle_days_won": "{:,.0f}",
-    "km_median_days_to_close": "{:,.0f}",
-    "portfolio_discount": "{:.1%}",
-    "velocity": "{:,.0f}",
-}
+def _num(value) -> str:
+    """A count, amount or number of days: 1,234; '-' when undefined."""
+    return "-" if value is None or value != value else f"{value:,.0f}"
 
 
-def _fmt(column: str, value) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if isinstance(value, bool):
-        return "too few to say" if column == "small_n" and value else ("yes" if value else "")
-    fmt = _KPI_FORMATS.get(column)
-    try:
-        return fmt.format(value) if fmt else str(value)
-    except (TypeError, ValueError):
-        return str(value)
+def _pct(value) -> str:
+    """A rate or discount: 12.3%; '-' when undefined."""
+    return "-" if value is None or value != value else f"{value:.1%}"
 
 
 @app.command()
@@ -223,30 +200,24 @@ def kpis(
 
 # (header, function of a row) for the terminal view; csv and json carry every column
 _KPI_VIEW = (
-    ("deals", lambda r: _fmt("opportunities", r.opportunities)),
-    ("open", lambda r: _fmt("open", r.open)),
-    ("won", lambda r: _fmt("won", r.won)),
-    ("lost", lambda r: _fmt("lost", r.lost)),
+    ("deals", lambda r: _num(r.opportunities)),
+    ("open", lambda r: _num(r.open)),
+    ("won", lambda r: _num(r.won)),
+    ("lost", lambda r: _num(r.lost)),
     (
         "win rate (95% CI)",
         lambda r: (
             "too few to say"
             if r.small_n
-            else (
-                f"{_fmt('win_rate', r.win_rate)} ({_fmt('win_rate', r.win_rate_low)}–"
-                f"{_fmt('win_rate', r.win_rate_high)})"
-            )
+            else f"{_pct(r.win_rate)} ({_pct(r.win_rate_low)}–{_pct(r.win_rate_high)})"
         ),
     ),
-    ("ASP", lambda r: _fmt("asp", r.asp)),
-    ("bookings", lambda r: _fmt("bookings", r.bookings)),
-    ("won cycle (median d)", lambda r: _fmt("median_cycle_days_won", r.median_cycle_days_won)),
-    (
-        "time to close (KM median d)",
-        lambda r: _fmt("km_median_days_to_close", r.km_median_days_to_close),
-    ),
-    ("discount", lambda r: _fmt("portfolio_discount", r.portfolio_discount)),
-    ("velocity /day", lambda r: _fmt("velocity", r.velocity)),
+    ("ASP", lambda r: _num(r.asp)),
+    ("bookings", lambda r: _num(r.bookings)),
+    ("won cycle (median d)", lambda r: _num(r.median_cycle_days_won)),
+    ("time to close (KM median d)", lambda r: _num(r.km_median_days_to_close)),
+    ("discount", lambda r: _pct(r.portfolio_discount)),
+    ("velocity /day", lambda r: _num(r.velocity)),
 )
 
 
