@@ -17,6 +17,7 @@ from ._cycle import (
     time_to_win_curves,
 )
 from ._deals import DIMENSIONS, available_dimensions, deals, select_deals
+from ._detail import DEAL_LIST_COLUMNS, deal_list
 from ._drivers import asp_bridge, bookings_bridge
 from ._pipeline import pipeline_kpis
 from ._pricing import (
@@ -29,6 +30,7 @@ from ._pricing import (
     price_corridor,
     price_waterfall,
 )
+from ._ranking import RANKING_KPIS, segments_vs_overall
 from ._segments import SEGMENT_COLUMNS, segment_kpis, velocity
 from ._stats import MIN_CLOSED, wilson_interval
 from ._strata import StrataComparison, compare_strata, mix_adjusted, stratify, tier_migration
@@ -42,6 +44,10 @@ from ._tests import (
 )
 
 __all__ = [
+    "RANKING_KPIS",
+    "segments_vs_overall",
+    "DEAL_LIST_COLUMNS",
+    "deal_list",
     "SEGMENT_COLUMNS",
     "close_date_pushes",
     "cycle_stats",

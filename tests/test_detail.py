@@ -1,0 +1,61 @@
+"""Tests for salesops_widgets/metrics/_detail.py: the deals behind a number (drill-down)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from salesops_widgets import load
+from salesops_widgets.errors import ParameterError
+from salesops_widgets.metrics import DEAL_LIST_COLUMNS, deal_list, deals
+
+SAMPLE = "data/samples/default"
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load(SAMPLE)
+
+
+@pytest.fixture(scope="module")
+def frame(sample):
+    return deals(sample).to_pandas()
+
+
+def test_deal_list_is_the_segment_largest_first(sample, frame):
+    got = deal_list(sample, filters={"region": ["EMEA"], "size_band": "Enterprise"}, top_n=20)
+    ref = frame[(frame["region"] == "EMEA") & (frame["size_band"] == "Enterprise")]
+    ref = ref.sort_values(["amount", "opportunity_id"], ascending=[False, True]).head(20)
+    assert got["opportunity_id"].tolist() == ref["opportunity_id"].tolist()
+    assert list(got.columns) == [c for c in DEAL_LIST_COLUMNS if c in frame.columns]
+
+
+def test_deal_list_status_and_sort(sample, frame):
+    got = deal_list(sample, status="open", sort="age_days", top_n=None)
+    ref = frame[frame["status"] == "open"]
+    assert len(got) == len(ref)
+    assert got["age_days"].is_monotonic_decreasing
+    won = deal_list(sample, status="won", top_n=5, extra=("region",))
+    assert (won["status"] == "won").all() and "region" in won.columns
+
+
+def test_deal_list_nulls_last(sample):
+    # closed deals have no age: sorted by age, every open deal comes first
+    got = deal_list(sample, sort="age_days", top_n=None)
+    first_null = got["age_days"].isna().idxmax()
+    assert got["age_days"].iloc[first_null:].isna().all()
+
+
+def test_deal_list_empty_selection_keeps_columns(sample):
+    got = deal_list(sample, filters={"region": ["Atlantis"]})
+    assert got.empty and "amount" in got.columns
+
+
+def test_deal_list_bad_parameters(sample):
+    with pytest.raises(ParameterError, match="sort='size' must be one of"):
+        deal_list(sample, sort="size")
+    with pytest.raises(ParameterError, match="top_n=0"):
+        deal_list(sample, top_n=0)
+    with pytest.raises(ParameterError, match="status='pending'"):
+        deal_list(sample, status="pending")
+    assert isinstance(deal_list(sample, top_n=1), pd.DataFrame)
