@@ -19,6 +19,7 @@ from ._cycle import (
 from ._deals import DIMENSIONS, available_dimensions, deals, select_deals
 from ._detail import DEAL_LIST_COLUMNS, deal_list
 from ._drivers import asp_bridge, bookings_bridge
+from ._flow import FLOW_MOVEMENTS, pipeline_flow
 from ._pipeline import pipeline_kpis
 from ._pricing import (
     DISCOUNT_BANDS,
@@ -44,6 +45,8 @@ from ._tests import (
 )
 
 __all__ = [
+    "FLOW_MOVEMENTS",
+    "pipeline_flow",
     "RANKING_KPIS",
     "segments_vs_overall",
     "DEAL_LIST_COLUMNS",
