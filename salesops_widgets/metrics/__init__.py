@@ -43,8 +43,12 @@ from ._tests import (
     mann_whitney_from_counts,
     two_proportion_test,
 )
+from ._whatif import discount_cap_what_if, velocity_levers, velocity_what_if
 
 __all__ = [
+    "discount_cap_what_if",
+    "velocity_levers",
+    "velocity_what_if",
     "FLOW_MOVEMENTS",
     "pipeline_flow",
     "RANKING_KPIS",
