@@ -21,6 +21,14 @@ from ._detail import DEAL_LIST_COLUMNS, deal_list
 from ._drivers import asp_bridge, bookings_bridge
 from ._flow import FLOW_MOVEMENTS, pipeline_flow
 from ._pipeline import pipeline_kpis
+from ._price_views import (
+    DEAL_SIZE_EDGES,
+    discount_outliers,
+    discount_vs_size,
+    lost_on_price,
+    pricing_guidance,
+    realization_over_time,
+)
 from ._pricing import (
     DISCOUNT_BANDS,
     deal_discounts,
@@ -46,6 +54,12 @@ from ._tests import (
 from ._whatif import discount_cap_what_if, velocity_levers, velocity_what_if
 
 __all__ = [
+    "DEAL_SIZE_EDGES",
+    "discount_outliers",
+    "discount_vs_size",
+    "lost_on_price",
+    "pricing_guidance",
+    "realization_over_time",
     "discount_cap_what_if",
     "velocity_levers",
     "velocity_what_if",
