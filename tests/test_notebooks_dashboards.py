@@ -1,0 +1,80 @@
+"""The dashboard notebooks run under papermill (no browser) on the default and messy samples
+and the Salesforce fixture, and leave static results: tables as HTML and charts as SVG."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from test_notebooks import _error_outputs, run_notebook
+
+from salesops_widgets import load, metrics
+
+FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
+
+DASHBOARDS = ["segmentation_explorer.ipynb", "stratification_comparisons.ipynb"]
+DATASETS = {
+    "default": {},  # the notebook's own defaults
+    "messy": {"data_path": "../data/samples/messy"},
+    "salesforce": {"data_path": str(FIXTURES_DIR / "salesforce"), "mapping": "salesforce"},
+}
+
+
+def _static(nb) -> list[dict]:
+    """The display bundles of the executed cells."""
+    return [
+        out.data
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.output_type in ("display_data", "execute_result")
+    ]
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", list(DATASETS))
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_dashboard_runs_and_leaves_static_results(name, dataset, sample_dirs, tmp_path):
+    nb = run_notebook(name, tmp_path, **DATASETS[dataset])
+    assert _error_outputs(nb) == []
+    bundles = _static(nb)
+    assert bundles, "no output"
+    # every widget output carries a static rendering next to the live view
+    assert all("text/html" in b for b in bundles if "application/vnd.jupyter.widget-view+json" in b)
+    html = "\n".join(b.get("text/html", "") for b in bundles)
+    assert "<table" in html
+    assert html.count("<svg") >= 3, "charts missing from the static output"
+    assert "Traceback" not in html
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_segmentation_notebook_shows_the_kpi_layer_numbers(sample_dirs, tmp_path):
+    nb = run_notebook(
+        "segmentation_explorer.ipynb",
+        tmp_path,
+        dimension="industry",
+        second_dimension="",
+        region="EMEA",
+        period="2025-01-01..2025-12-31",
+    )
+    assert _error_outputs(nb) == []
+    html = "\n".join(b.get("text/html", "") for b in _static(nb))
+    data = load(sample_dirs["default"])
+    kpis = metrics.segment_kpis(
+        data,
+        by=["industry"],
+        filters={"region": ["EMEA"]},
+        period=("2025-01-01", "2025-12-31"),
+    )
+    for _, row in kpis.iterrows():
+        if not row["small_n"]:
+            assert f"{row['win_rate']:.1%}" in html, row["industry"]
+    # the settings line says what the page shows
+    assert re.search(r"Segments: <b>Industry</b>", html)
+
+
+def test_fixture_dir_exists():
+    assert Path(FIXTURES_DIR / "salesforce" / "Opportunity.csv").exists()
