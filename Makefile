@@ -71,9 +71,8 @@ sample: $(STAMP)  ## make sure the sample CRM exports data/samples/{default,mess
 chromium:  ## make sure Debian's chromium is at /usr/bin/chromium (installs it with apt as root)
 	bash scripts/ensure_chromium.sh
 
-dashboards: $(STAMP) sample  ## serve notebooks/ with Voilà at http://127.0.0.1:8866 (VOILA_PORT)
-	$(VOILA_ENV) $(BIN)/voila notebooks/ --no-browser --port=$(VOILA_PORT) --Voila.ip=127.0.0.1 \
-		--template=salesops
+dashboards: $(STAMP) sample  ## serve notebooks/ on the sample data at http://127.0.0.1:8866 (VOILA_PORT)
+	$(BIN)/salesops serve --data $(SAMPLES)/default --port $(VOILA_PORT)
 
 test: $(STAMP) chromium sample  ## run the whole test suite (PYTEST_ARGS to change pytest's options)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

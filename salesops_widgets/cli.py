@@ -1,7 +1,9 @@
 """The ``salesops`` command.
 
-Subcommands: ``validate`` (data-quality report) and ``sample`` (synthetic data). Every user
-error is printed as one clear message with exit code 1 (2 for bad arguments), never a traceback.
+Subcommands: ``validate`` (data-quality report), ``kpis`` (segment KPI table), ``sample``
+(synthetic data), ``run`` (scheduled notebook reports) and ``serve`` (Voilà dashboards). Every
+user error is printed as one clear message with exit code 1 (2 for bad arguments), never a
+traceback.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from typing import Annotated
 
 import typer
 
-from .errors import SalesOpsError
+from .errors import ParameterError, SalesOpsError
 
 app = typer.Typer(
     name="salesops",
-    help="Sales-ops analytics on your CRM data: validate exports, make sample data.",
+    help=(
+        "Sales-ops analytics on your CRM data: validate exports, compute KPIs, make sample data, "
+        "run the notebooks as reports, serve them as dashboards."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -31,6 +36,10 @@ DataOpt = Annotated[
 MappingOpt = Annotated[
     str,
     typer.Option("--mapping", help="canonical, salesforce, hubspot, or a mapping YAML file."),
+]
+NotebooksOpt = Annotated[
+    Path | None,
+    typer.Option("--notebooks", help="Folder of notebooks (default: the checkout's notebooks/)."),
 ]
 AsOfOpt = Annotated[
     str | None,
@@ -268,6 +277,133 @@ def sample(
         _fail(f"could not write to {out}: {exc.strerror or exc}. Choose a writable --out folder.")
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
+
+
+@app.command("run")
+def run_reports(
+    notebook: Annotated[
+        str, typer.Argument(help="A notebook (path, or name in the notebooks folder), or all.")
+    ],
+    data: DataOpt,
+    out: Annotated[
+        Path, typer.Option("--out", help="Report folder: OUT/<notebook>/<timestamp>/, latest.")
+    ],
+    mapping: MappingOpt = "canonical",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("-p", "--param", help="A notebook parameter, key=value (repeatable)."),
+    ] = None,
+    params_file: Annotated[
+        Path | None, typer.Option("--params-file", help="YAML file of name: value parameters.")
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=1, help="Notebooks run at once (in parallel processes).")
+    ] = 1,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0.001, help="Seconds one cell may run (default: no limit)."),
+    ] = None,
+    notebooks: NotebooksOpt = None,
+) -> None:
+    """Run notebooks with papermill: an executed notebook, an HTML report and a manifest each.
+
+    Exits 0 when every notebook ran, 1 when one failed or the data cannot be read.
+
+    Exits 2 for an unknown notebook or parameter, or a wrong type (checked before any kernel).
+    """
+    from .runs import run_notebooks
+
+    try:
+        results = run_notebooks(
+            notebook,
+            data=data,
+            out=out,
+            mapping=mapping,
+            assignments=param or [],
+            params_file=params_file,
+            workers=jobs,
+            timeout=timeout,
+            notebooks_dir=notebooks,
+        )
+    except ParameterError as exc:
+        _fail(str(exc), 2)
+    except SalesOpsError as exc:
+        _fail(str(exc))
+    _print_runs(results, out)
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        typer.echo(
+            f"error: {r.notebook} failed at {r.failure.describe()}\n"
+            f"  The executed notebook is kept in {r.folder}; the last good report "
+            f"({r.folder.parents[1] / 'latest'}) is untouched.",
+            err=True,
+        )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_runs(results, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("notebook", "status", "seconds", "folder", "problem", title=f"Runs in {out}")
+    for r in results:
+        status = "[green]ok[/green]" if r.ok else "[red]failed[/red]"
+        problem = r.failure.describe() if r.failure else ""
+        folder = (
+            r.folder.relative_to(out.absolute())
+            if r.folder.is_relative_to(out.absolute())
+            else r.folder
+        )
+        table.add_row(r.notebook, status, f"{r.seconds:.1f}", str(folder), problem)
+    Console(width=max(120, Console().width)).print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8866,
+    token: Annotated[
+        str | None, typer.Option("--token", help="Require this token (?token=...).")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Default data_path of every dashboard.")
+    ] = None,
+    mapping: Annotated[
+        str | None, typer.Option("--mapping", help="Default mapping of every dashboard.")
+    ] = None,
+    notebooks: NotebooksOpt = None,
+    base_url: Annotated[
+        str, typer.Option("--base-url", help="URL prefix, behind a reverse proxy (/salesops/).")
+    ] = "/",
+    cull_idle: Annotated[
+        int, typer.Option("--cull-idle", min=0, help="Stop kernels idle this many seconds.")
+    ] = 1200,
+) -> None:
+    """Serve the notebooks as Voilà dashboards (no code shown, no request to the internet).
+
+    URL query parameters (?region=EMEA&as_of=2026-09-30) set the notebook's parameters.
+    """
+    from .runs import find_notebooks_dir
+    from .serve import ServeOptions
+    from .serve import serve as run_server
+
+    try:
+        options = ServeOptions(
+            notebooks=find_notebooks_dir(notebooks),
+            host=host,
+            port=port,
+            token=token,
+            base_url=base_url,
+            data=data,
+            mapping=mapping,
+            cull_idle_seconds=cull_idle,
+        )
+        run_server(options)
+    except ParameterError as exc:
+        _fail(str(exc), 2)
+    except SalesOpsError as exc:
+        _fail(str(exc))
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

@@ -4,7 +4,8 @@ Sections:
 
 - paths of the repository;
 - sample CRM exports under data/samples/ (generated with ``salesops sample`` when missing);
-- a Voilà server on 127.0.0.1 serving notebooks/ with our offline template;
+- a Voilà server on 127.0.0.1 serving notebooks/ with our offline template, and ``salesops serve``
+  (the production set-up: sources stripped, tracebacks hidden, URL parameters);
 - a Playwright browser on Debian's chromium, and a page that records its requests and errors.
 
 Browser tests use Debian's chromium (``apt-get install chromium``), not a Playwright download:
@@ -182,6 +183,30 @@ def voila_url(sample_dirs: dict[str, Path], request: pytest.FixtureRequest) -> I
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_for_http(url, proc, log, timeout=90)
+        yield url
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def serve_url(sample_dirs: dict[str, Path], request: pytest.FixtureRequest) -> Iterator[str]:
+    """Base URL of ``salesops serve`` on a free port, serving notebooks/ on the default sample.
+
+    Unlike ``voila_url``, this is the production set-up: sources stripped, tracebacks hidden,
+    URL parameters mapped onto the parameters cell. Its log goes to tmp/artifacts/.
+    """
+    port = free_port()
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    worker = getattr(request.config, "workerinput", {}).get("workerid", "main")  # pytest-xdist
+    log = ARTIFACTS_DIR / f"serve-{worker}.log"
+    cmd = [*_salesops_command(), "serve", f"--port={port}", "--data", str(sample_dirs["default"])]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -1,0 +1,20 @@
+"""The dashboards server (``salesops serve``): Voilà over the notebooks, offline, with URL
+parameters mapped onto each notebook's parameters cell."""
+
+from ._config import ServeOptions, find_jupyter_data, serve, voila_argv, voila_config
+from ._hooks import DashboardIndex, UrlParameters, parameterize, url_parameters
+from ._index import dashboards, describe
+
+__all__ = [
+    "ServeOptions",
+    "serve",
+    "voila_config",
+    "voila_argv",
+    "find_jupyter_data",
+    "UrlParameters",
+    "DashboardIndex",
+    "url_parameters",
+    "parameterize",
+    "dashboards",
+    "describe",
+]

@@ -1,0 +1,293 @@
+"""``salesops serve``: the Voilà configuration, URL parameters onto the parameters cell, the index
+page, and (in chromium) the real server: every dashboard offline, with URL parameters.
+
+Adding a dashboard to the live checks is one line in DASHBOARDS.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+from _helpers import ROOT
+from tornado.web import HTTPError
+from typer.testing import CliRunner
+
+from salesops_widgets.cli import app
+from salesops_widgets.errors import ParameterError
+from salesops_widgets.runs import external_references
+from salesops_widgets.serve import (
+    DashboardIndex,
+    ServeOptions,
+    UrlParameters,
+    describe,
+    find_jupyter_data,
+    parameterize,
+    url_parameters,
+    voila_argv,
+    voila_config,
+)
+
+NOTEBOOKS = ROOT / "notebooks"
+DATA_QUALITY = NOTEBOOKS / "data_quality.ipynb"
+TINY = ROOT / "tests" / "fixtures" / "notebooks" / "tiny.ipynb"
+
+# One line per dashboard: notebook, URL query, texts the rendered page must show.
+DASHBOARDS = [
+    # as_of differs from the sample's latest date (2026-09-30), so the page proves it was applied
+    ("data_quality.ipynb", "as_of=2026-06-30", ["2026-06-30", "opportunities"]),
+]
+
+RENDER_TIMEOUT_MS = 180_000
+ERROR_MARKERS = ("Traceback", "There was an error when executing cell", "could not be computed")
+
+
+def read_nb(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def query(**values: str | list[str]) -> dict[str, list[bytes]]:
+    """A query as tornado's ``request.query_arguments`` gives it."""
+    return {k: [x.encode() for x in (v if isinstance(v, list) else [v])] for k, v in values.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration (no server)
+
+
+def test_config_defaults_are_local_offline_and_quiet():
+    c = voila_config(ServeOptions(notebooks=NOTEBOOKS))
+    assert (c.Voila.ip, c.Voila.port, c.Voila.port_retries) == ("127.0.0.1", 8866, 0)
+    assert c.Voila.open_browser is False
+    assert "token" not in c.Voila  # no token on 127.0.0.1 unless asked for
+    assert c.Voila.base_url == "/"
+    vc = c.VoilaConfiguration
+    assert vc.template == "salesops"
+    assert vc.allow_template_override == "NO"  # ?template=lab would bring back the CDN links
+    assert vc.strip_sources is True
+    assert vc.show_tracebacks is False
+    assert vc.preheat_kernel is False  # Voilà refuses it with a prelaunch_hook
+    assert isinstance(vc.prelaunch_hook, UrlParameters)
+    assert vc.prelaunch_hook.defaults == {}
+    assert isinstance(vc.page_config_hook, DashboardIndex)
+    assert "Traceback" not in c.VoilaExecutor.cell_error_instruction
+    kernels = c.MappingKernelManager
+    assert (kernels.cull_idle_timeout, kernels.cull_interval) == (1200, 60)
+    assert voila_argv(ServeOptions(notebooks=NOTEBOOKS)) == [str(NOTEBOOKS)]
+
+
+def test_config_with_token_base_url_and_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "export").mkdir()
+    options = ServeOptions(
+        notebooks=NOTEBOOKS,
+        host="0.0.0.0",
+        port=9000,
+        token="s3cret",
+        base_url="salesops",
+        data="export",
+        mapping="salesforce",
+        cull_idle_seconds=300,
+    )
+    c = voila_config(options)
+    assert (c.Voila.ip, c.Voila.port, c.Voila.token) == ("0.0.0.0", 9000, "s3cret")
+    assert c.Voila.base_url == "/salesops/"
+    # kernels run in the notebook's folder: a relative --data is made absolute
+    defaults = c.VoilaConfiguration.prelaunch_hook.defaults
+    assert defaults == {"data_path": str(tmp_path / "export"), "mapping": "salesforce"}
+    assert c.MappingKernelManager.cull_idle_timeout == 300
+
+
+def test_salesops_template_is_found_and_makes_no_external_request():
+    template = find_jupyter_data() / "voila" / "templates" / "salesops"
+    names = {p.name for p in template.iterdir()}
+    assert {"index.html.j2", "page.html", "tree-lab.html", "tree.html", "error.html"} <= names
+    for path in template.iterdir():
+        assert external_references(path.read_text()) == [], path.name
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--host", "0.0.0.0"], "--token"),
+        (["--data", "nowhere-at-all"], "nowhere-at-all"),
+        (["--notebooks", "nowhere-at-all"], "nowhere-at-all"),
+    ],
+)
+def test_serve_refuses_bad_options_before_starting(args, needle):
+    result = CliRunner().invoke(app, ["serve", *args])
+    assert result.exit_code == 2, result.output
+    assert needle in result.stderr
+    assert "Traceback" not in result.output
+
+
+# --------------------------------------------------------------------------------------------------
+# URL parameters (no server)
+
+
+def test_url_parameters_are_typed_like_the_parameters_cell():
+    nb = read_nb(TINY)
+    got = url_parameters(
+        query(as_of="2026-09-30", count="4", names=["EMEA", "NA"], shout="true"),
+        nb,
+        defaults={},
+        notebook="tiny.ipynb",
+    )
+    assert got == {"as_of": "2026-09-30", "count": 4, "names": ["EMEA", "NA"], "shout": True}
+
+
+def test_server_defaults_apply_to_notebooks_that_declare_them():
+    defaults = {"data_path": "/srv/crm", "mapping": "salesforce"}
+    got = url_parameters({}, read_nb(DATA_QUALITY), defaults=defaults, notebook="dq")
+    assert got == defaults
+    broken = read_nb(ROOT / "tests" / "fixtures" / "notebooks" / "broken.ipynb")
+    assert url_parameters({}, broken, defaults=defaults, notebook="b") == {"mapping": "salesforce"}
+
+
+def test_voila_and_server_keys_are_ignored():
+    got = url_parameters(
+        query(token="t", theme="dark", template="lab", **{"classic-tree": "true"}),
+        read_nb(DATA_QUALITY),
+        defaults={},
+        notebook="dq",
+    )
+    assert got == {}
+
+
+@pytest.mark.parametrize(
+    ("values", "needles"),
+    [
+        ({"regoin": "EMEA"}, ["unknown parameter 'regoin'", "data_quality.ipynb"]),
+        ({"count": "many"}, ["'count'", "whole number"]),
+        ({"data_path": "/etc"}, ["data_path", "--data"]),
+        ({"mapping": "../../secret.yaml"}, ["mapping", "--mapping"]),
+    ],
+)
+def test_bad_url_parameters_are_refused(values, needles):
+    nb = read_nb(TINY if "count" in values else DATA_QUALITY)
+    name = "tiny.ipynb" if "count" in values else "data_quality.ipynb"
+    with pytest.raises(ParameterError) as caught:
+        url_parameters(query(**values), nb, defaults={}, notebook=name)
+    for needle in needles:
+        assert needle in str(caught.value)
+
+
+def test_parameterize_injects_after_the_parameters_cell_and_copies():
+    nb = read_nb(DATA_QUALITY)
+    before = nbformat.writes(nb)
+    done = parameterize(nb, {"as_of": "2026-06-30", "data_path": "/srv/crm"})
+    assert nbformat.writes(nb) == before, "the notebook Voilà loaded must not change"
+    assert "parameters" in done.cells[0].metadata.tags
+    injected = done.cells[1]
+    assert injected.metadata.tags == ["injected-parameters"]
+    assert 'as_of = "2026-06-30"' in injected.source
+    assert 'data_path = "/srv/crm"' in injected.source
+    assert len(done.cells) == len(nb.cells) + 1
+
+
+def test_parameterize_cannot_inject_code():
+    done = parameterize(read_nb(DATA_QUALITY), {"as_of": 'x"\nimport os\nos.system("id")\n"'})
+    injected = done.cells[1].source
+    assert "\nimport os" not in injected  # the newline is escaped inside one string literal
+    ns: dict = {}
+    exec(compile(injected, "injected", "exec"), ns)  # noqa: S102 - it only assigns
+    assert ns["as_of"] == 'x"\nimport os\nos.system("id")\n"'
+
+
+def fake_handler(path: str, **values) -> SimpleNamespace:
+    return SimpleNamespace(request=SimpleNamespace(path=path, query_arguments=query(**values)))
+
+
+def test_prelaunch_hook():
+    nb = read_nb(DATA_QUALITY)
+    hook = UrlParameters({"data_path": "/srv/crm"})
+    done = hook(fake_handler("/voila/render/data_quality.ipynb", as_of="2026-06-30"), nb, ".")
+    assert 'as_of = "2026-06-30"' in done.cells[1].source
+    assert UrlParameters()(fake_handler("/voila/render/data_quality.ipynb"), nb, ".") is None
+
+    with pytest.raises(HTTPError) as caught:
+        hook(fake_handler("/voila/render/data_quality.ipynb", regoin="EMEA"), nb, ".")
+    assert caught.value.status_code == 400
+    message = caught.value.log_message % caught.value.args  # what the error page shows
+    assert "regoin" in message and "data_quality.ipynb" in message
+
+
+# --------------------------------------------------------------------------------------------------
+# The index page's list (no server)
+
+
+def test_describe_takes_title_and_first_sentence():
+    assert describe(read_nb(DATA_QUALITY), "data_quality") == {
+        "title": "Data quality",
+        "line": "What was read from your CRM export, what was set aside, and why.",
+    }
+    assert describe(read_nb(TINY), "tiny")["line"].startswith("A throwaway notebook for the tests")
+    empty = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    assert describe(empty, "empty") == {"title": "empty", "line": ""}
+
+
+def test_index_hook_lists_folder_pages_only():
+    hook = DashboardIndex(NOTEBOOKS)
+    listed = hook({}, notebook_path="")["salesopsDashboards"]
+    assert set(listed) == {p.name for p in NOTEBOOKS.glob("*.ipynb")}
+    assert listed["data_quality.ipynb"]["title"] == "Data quality"
+    assert hook({}, notebook_path="data_quality.ipynb") == {}
+    assert hook({}, notebook_path="..") == {}  # never outside the served folder
+
+
+# --------------------------------------------------------------------------------------------------
+# The real server, in chromium
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_index_lists_every_dashboard_offline(page, page_log, serve_url):
+    page.goto(serve_url)
+    page.get_by_text("data_quality.ipynb", exact=True).wait_for(timeout=30_000)
+    assert page.get_by_text("Data quality", exact=True).is_visible()
+    assert page.get_by_text("What was read from your CRM export", exact=False).is_visible()
+    for notebook in NOTEBOOKS.glob("*.ipynb"):
+        assert page.get_by_text(notebook.name, exact=True).count() == 1, notebook.name
+    assert page_log.external_requests == [], "the index page reached outside the machine"
+    assert page_log.page_errors == [] and page_log.console_errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_bad_url_parameter_gives_a_friendly_page(page, page_log, serve_url):
+    response = page.goto(f"{serve_url}voila/render/data_quality.ipynb?regoin=EMEA")
+    assert response.status == 400
+    text = page.locator("body").inner_text()
+    assert "unknown parameter 'regoin'" in text and "Traceback" not in text
+    assert page.get_by_role("link", name="All dashboards").is_visible()
+    assert page_log.external_requests == []
+
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{serve_url}voila/render/data_quality.ipynb?data_path=/etc")
+    assert caught.value.code == 400
+    assert "--data" in caught.value.read().decode()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize(("notebook", "params", "expected"), DASHBOARDS, ids=lambda v: str(v))
+def test_dashboard_renders_offline_with_url_parameters(
+    page, page_log, serve_url, notebook, params, expected
+):
+    page.goto(f"{serve_url}voila/render/{notebook}?{params}", timeout=RENDER_TIMEOUT_MS)
+    cells = page.locator("#rendered_cells")
+    cells.wait_for(state="visible", timeout=RENDER_TIMEOUT_MS)
+
+    text = cells.inner_text()
+    errors = [marker for marker in ERROR_MARKERS if marker in text]
+    assert errors == [], f"a cell failed:\n{text[:3000]}"
+    missing = [word for word in expected if word not in text]
+    assert missing == [], f"not on the page: {missing}"
+    assert "load(data_path" not in page.content(), "source code is shown"
+    assert page_log.page_errors == []
+    assert page_log.console_errors == []
+    assert page_log.external_requests == [], "the dashboard reached outside the machine"
