@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 import pytest
 
@@ -87,7 +88,10 @@ def test_a_stale_async_result_is_dropped():
         await asyncio.sleep(0.1)
         return refresher
 
-    refresher = asyncio.run(main())
+    # in a thread of its own: a library used earlier in this process (Playwright) may have left
+    # an event loop marked running in the main thread, and asyncio.run refuses to nest
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        refresher = pool.submit(asyncio.run, main()).result()
     assert applied == ["new"] and not refresher.busy
 
 

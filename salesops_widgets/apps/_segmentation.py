@@ -150,7 +150,9 @@ class SegmentationExplorer(t.HasTraits):
         self.heatmap = ChartView(selection="cell")
         self.ranking = ChartView(selection="pick")
         self.ranking_table = DataTable(small_n="small_n", title="Each segment against the rest")
-        self.detail = DetailView(data, top_n=top_n, selection=self.filter_bar.selection)
+        self.detail = DetailView(
+            data, top_n=top_n, selection=self.filter_bar.selection, debounce=debounce
+        )
         self.quality = QualityPanel(data)
         self._views: dict[str, ChartView] = {}
         with self.hold_trait_notifications():

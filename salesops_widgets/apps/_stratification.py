@@ -160,7 +160,9 @@ class StratificationComparisons(t.HasTraits):
         self.mix = ChartView(selection="tier")
         self.mix_table = DataTable(small_n="small_n", title="Crude and mix-adjusted, per tier")
         self.migration = ChartView(selection="migration")
-        self.detail = DetailView(data, top_n=top_n, selection=self.filter_bar.selection)
+        self.detail = DetailView(
+            data, top_n=top_n, selection=self.filter_bar.selection, debounce=debounce
+        )
         self.quality = QualityPanel(data)
         self._views: dict[str, ChartView] = {}
         self._strata = pd.DataFrame()

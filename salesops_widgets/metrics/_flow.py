@@ -19,7 +19,7 @@ import pandas as pd
 from ..data import SalesData
 from ..errors import ParameterError
 from ._deals import _date, check_dimensions, select_deals
-from ._measures import aggregate
+from ._measures import aggregate, outcomes
 
 __all__ = ["FLOW_MOVEMENTS", "pipeline_flow"]
 
@@ -48,7 +48,7 @@ def _slips(data: SalesData, t: ibis.Table, start: _dt.date, end: _dt.date) -> ib
 
 def _open_on(t: ibis.Table, day: _dt.date) -> ibis.BooleanValue:
     """Created on or before ``day`` and not yet closed at its end (closed later, or open)."""
-    still_open = (~t.is_closed) | (t.close_date > day)
+    still_open = outcomes(t)["open"] | (t.close_date > day)
     return ((t.created_date <= day) & still_open).fill_null(False)
 
 
@@ -57,14 +57,15 @@ def _between(t: ibis.Table, column: str, start: _dt.date, end: _dt.date) -> ibis
 
 
 def _measures(t: ibis.Table, start: _dt.date, end: _dt.date) -> dict[str, ibis.Value]:
-    closed_in = _between(t, "close_date", start, end) & t.is_closed
+    is_ = outcomes(t)
+    closed_in = _between(t, "close_date", start, end)
     where = {
         "open_at_start": _open_on(t, start),
         "new": _between(t, "created_date", start, end),
-        "won": closed_in & t.is_won,
-        "lost": closed_in & ~t.is_won,
+        "won": closed_in & is_["won"],
+        "lost": closed_in & is_["lost"],
         "open_at_end": _open_on(t, end),
-        "_unknown": t.is_closed & t.close_date.isnull(),
+        "_unknown": is_["closed"] & t.close_date.isnull(),
     }
     out: dict[str, ibis.Value] = {}
     for name, cond in where.items():

@@ -85,7 +85,21 @@ class EmptyState(w.VBox):
     _repr_mimebundle_ = static_mimebundle
 
 
+def _in_kernel() -> bool:
+    """True inside an IPython kernel (JupyterLab, Voilà, papermill), where a person waits."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipykernel
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The kernel's running event loop, to debounce on; None outside a kernel (plain Python,
+    tests: another library's loop, e.g. Playwright's, may be marked running in this thread)."""
+    if not _in_kernel():
+        return None
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
