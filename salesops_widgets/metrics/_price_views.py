@@ -100,6 +100,23 @@ def _corridor(t: ibis.Table, corridor: tuple[float, float]) -> pd.DataFrame:
     return agg.order_by("_size").execute()
 
 
+def _sized_with_corridor(
+    data: SalesData,
+    selection: tuple[Mapping[str, Any] | None, tuple[Any, Any] | None, str, str],
+    edges: list[float],
+    corridor: tuple[float, float],
+    analysis: str,
+) -> tuple[ibis.Table, pd.DataFrame, ibis.Table]:
+    """(priced deals with their size band ``_size``, the corridor per band, the deals joined to
+    their band's ``corridor_high``)."""
+    t = _priced(data, *selection, analysis)
+    t = t.mutate(_size=_size_index(t.list_amount, edges))
+    t = t.filter(t._size.notnull())
+    band = _corridor(t, corridor)
+    highs = ibis.memtable(band[["_size", "corridor_high"]].rename(columns={"_size": "_s"}))
+    return t, band, t.inner_join(highs, t._size == highs._s)
+
+
 def discount_vs_size(
     data: SalesData,
     *,
@@ -129,9 +146,8 @@ def discount_vs_size(
     corridor = _check_corridor(corridor)
     if not 0 < float(discount_step) <= 0.5:
         raise ParameterError(f"discount_step={discount_step!r} must be in (0, 0.5], e.g. 0.05.")
-    t = _priced(data, filters, period, date_field, status, "Discount vs deal size")
-    t = t.mutate(_size=_size_index(t.list_amount, edges))
-    t = t.filter(t._size.notnull())
+    selection = (filters, period, date_field, status)
+    t, band, over = _sized_with_corridor(data, selection, edges, corridor, "Discount vs deal size")
     # rounded first: 0.3 / 0.1 is 2.9999999999999996 in floating point, which is bin 3
     t = t.mutate(_bin=(t.discount / discount_step).round(9).floor().cast("int64"))
     cells = t.group_by(["_size", "_bin"]).aggregate(
@@ -149,9 +165,6 @@ def discount_vs_size(
             "list_amount": cells["list_amount"].astype(float),
         }
     )
-    band = _corridor(t, corridor)
-    highs = ibis.memtable(band[["_size", "corridor_high"]].rename(columns={"_size": "_s"}))
-    over = t.inner_join(highs, t._size == highs._s)
     counted = over.group_by("_size").aggregate(
         outliers=over.count(where=over.discount > over.corridor_high)
     )
@@ -179,12 +192,8 @@ def discount_outliers(
     """
     edges = _check_edges(size_edges, "size_edges")
     corridor = _check_corridor(corridor)
-    t = _priced(data, filters, period, date_field, status, "Discount outliers")
-    t = t.mutate(_size=_size_index(t.list_amount, edges))
-    t = t.filter(t._size.notnull())
-    band = _corridor(t, corridor)
-    highs = ibis.memtable(band[["_size", "corridor_high"]].rename(columns={"_size": "_s"}))
-    j = t.inner_join(highs, t._size == highs._s)
+    selection = (filters, period, date_field, status)
+    _, _, j = _sized_with_corridor(data, selection, edges, corridor, "Discount outliers")
     j = j.filter(j.discount > j.corridor_high)
     j = j.mutate(excess=(j.discount - j.corridor_high) * j.list_amount)
     cols = [c for c in ("opportunity_id", "opportunity_name", "account", "owner") if c in j.columns]
