@@ -20,8 +20,7 @@ STAMP := $(VENV)/.installed-dev
 
 SAMPLES := data/samples
 
-# Voilà finds our template (the `lab` one without CDN links) through JUPYTER_PATH.
-VOILA_ENV := JUPYTER_PATH="$(CURDIR)/share/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}"
+# Port of `make dashboards` (salesops serve finds our offline Voilà template under share/jupyter).
 VOILA_PORT ?= 8866
 
 # Two workers for two cores. --dist loadfile keeps each test file on one worker, so the browser
