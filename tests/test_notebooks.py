@@ -91,6 +91,18 @@ def test_notebook_has_one_parameters_cell_of_typed_commented_literals(committed)
         assert "#" in lines[stmt.lineno - 1], f"no comment on {ast.unparse(stmt)}"
 
 
+def test_papermill_sees_every_parameter(committed, tmp_path):
+    """papermill's inspection (salesops run's first check, ``papermill --help-notebook``) skips
+    a line whose comment holds a second "=": every declared parameter must be visible to it."""
+    import papermill as pm
+
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(committed, path)
+    tagged = [c for c in committed.cells if "parameters" in c.metadata.get("tags", [])]
+    declared = [s.target.id for c in tagged for s in ast.parse(c.source).body]
+    assert list(pm.inspect_notebook(str(path))) == declared
+
+
 def test_notebook_assigns_parameters_only_in_the_parameters_cell(committed):
     tagged = [c for c in committed.cells if "parameters" in c.metadata.get("tags", [])]
     names = {s.target.id for c in tagged for s in ast.parse(c.source).body}
