@@ -59,3 +59,18 @@ def test_deal_list_bad_parameters(sample):
     with pytest.raises(ParameterError, match="status='pending'"):
         deal_list(sample, status="pending")
     assert isinstance(deal_list(sample, top_n=1), pd.DataFrame)
+
+
+def test_deal_list_sorted_on_a_column_the_data_lacks_falls_back_to_ids():
+    rows = pd.DataFrame(
+        {
+            "opportunity_id": ["O-2", "O-1"],
+            "created_date": pd.to_datetime(["2025-01-01", "2025-01-02"]),
+            "amount": [5.0, 7.0],
+            "is_closed": [False, False],
+            "is_won": [False, False],
+        }
+    )
+    data = load({"opportunities": rows}, as_of="2025-06-30")
+    got = deal_list(data, sort="discount")  # no list_amount, so no discount
+    assert got["opportunity_id"].tolist() == ["O-1", "O-2"]

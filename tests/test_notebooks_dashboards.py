@@ -13,7 +13,12 @@ from salesops_widgets import load, metrics
 
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 
-DASHBOARDS = ["segmentation_explorer.ipynb", "stratification_comparisons.ipynb"]
+DASHBOARDS = [
+    "segmentation_explorer.ipynb",
+    "stratification_comparisons.ipynb",
+    "sticker_shock.ipynb",
+    "sales_cycle_acceleration.ipynb",
+]
 DATASETS = {
     "default": {},  # the notebook's own defaults
     "messy": {"data_path": "../data/samples/messy"},

@@ -5,7 +5,16 @@ an attribute that a notebook cell displays on its own; all of them share one upd
 """
 
 from ._catalog import KPIS
+from ._cycle import SalesCycleAcceleration
+from ._pricing import StickerShock
 from ._segmentation import DEFAULT_KPIS, SegmentationExplorer
 from ._stratification import StratificationComparisons
 
-__all__ = ["DEFAULT_KPIS", "KPIS", "SegmentationExplorer", "StratificationComparisons"]
+__all__ = [
+    "DEFAULT_KPIS",
+    "KPIS",
+    "SalesCycleAcceleration",
+    "SegmentationExplorer",
+    "StickerShock",
+    "StratificationComparisons",
+]

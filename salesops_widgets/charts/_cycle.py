@@ -30,9 +30,12 @@ SERIES = "_series"
 VALUE = "_value"
 
 
-def _long_curves(df: pd.DataFrame, time: str, values: list[str], group: str | None) -> pd.DataFrame:
-    """Several curve columns (e.g. share_won, share_lost) as one value column and a series."""
-    ids = [time] if group is None else [group, time]
+def _long_curves(
+    df: pd.DataFrame, time: str, values: list[str], group: str | None, n: str | None = None
+) -> pd.DataFrame:
+    """Several curve columns (e.g. share_won, share_lost) as one value column and a series
+    (the count ``n`` of the tooltip kept on each row)."""
+    ids = [c for c in (group, time, n) if c is not None]
     frame = df.melt(id_vars=ids, value_vars=values, var_name=SERIES, value_name=VALUE)
     frame[SERIES] = frame[SERIES].map(humanize)
     return frame
@@ -121,7 +124,9 @@ def survival_curves(
     if df[values].isna().all().all():
         return empty_chart(empty_message, title=title)
     percent = get_kind("percent")
-    frame, y_field = (_long_curves(df, time, values, group), VALUE) if several else (df, values[0])
+    frame, y_field = (
+        (_long_curves(df, time, values, group, n), VALUE) if several else (df, values[0])
+    )
     y_axis = percent.title(y_title)
     y = alt.Y(
         f"{y_field}:Q", title=y_axis, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")

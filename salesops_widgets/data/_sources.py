@@ -207,6 +207,9 @@ def _new_duckdb() -> Any:
             f"The DuckDB engine could not start with {config}: {_first_line(exc)}. Check "
             f"SALESOPS_DUCKDB_MEMORY / SALESOPS_DUCKDB_THREADS."
         ) from None
+    # no progress bar: in a notebook it is a widget with no static rendering (a per-connection
+    # setting, so it cannot go in the config above)
+    con.con.execute("SET enable_progress_bar = false")
     if folder is not None:
         weakref.finalize(con, _drop_engine, con.con, folder)
     return con

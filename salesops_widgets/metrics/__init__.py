@@ -16,6 +16,7 @@ from ._cycle import (
     time_to_win,
     time_to_win_curves,
 )
+from ._cycle_views import cycle_histogram, cycle_quantiles, open_deal_aging
 from ._deals import DIMENSIONS, available_dimensions, deals, select_deals
 from ._detail import DEAL_LIST_COLUMNS, deal_list
 from ._drivers import asp_bridge, bookings_bridge
@@ -39,6 +40,7 @@ from ._pricing import (
     price_corridor,
     price_waterfall,
 )
+from ._pricing_views2 import discount_band_tests, discount_cell_deals
 from ._ranking import RANKING_KPIS, segments_vs_overall
 from ._segments import SEGMENT_COLUMNS, segment_kpis, velocity
 from ._stats import MIN_CLOSED, wilson_interval
@@ -54,6 +56,11 @@ from ._tests import (
 from ._whatif import discount_cap_what_if, velocity_levers, velocity_what_if
 
 __all__ = [
+    "cycle_histogram",
+    "cycle_quantiles",
+    "open_deal_aging",
+    "discount_band_tests",
+    "discount_cell_deals",
     "DEAL_SIZE_EDGES",
     "discount_outliers",
     "discount_vs_size",

@@ -89,9 +89,9 @@ def deal_list(
     columns = [c for c in DEAL_LIST_COLUMNS if c in t.columns]
     columns += [c for c in extra if c in t.columns and c not in columns]
     key, descending = _SORTS[sort]
-    if key not in t.columns:
-        key = "opportunity_id"
-    order = [ibis.desc(t[key], nulls_first=False) if descending else t[key], t.opportunity_id]
+    order = [t.opportunity_id]  # ties, and the whole order when the data lacks the sort column
+    if key in t.columns:
+        order.insert(0, ibis.desc(t[key], nulls_first=False) if descending else t[key])
     t = t.select(*columns).order_by(order)
     if top_n is not None:
         t = t.limit(top_n)

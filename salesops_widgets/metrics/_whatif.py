@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 
 from ..data import SalesData
 from ..errors import ParameterError
 from ._deals import select_deals
-from ._measures import outcomes
+from ._measures import aggregates, outcomes
 from ._pricing import DISCOUNT_BANDS, discount_bands
 from ._segments import segment_kpis, velocity
 
@@ -132,16 +133,11 @@ def velocity_what_if(
     return out
 
 
-def _band_rates(data: SalesData, bands: Sequence[float], **selection: Any) -> pd.DataFrame:
-    rates = discount_bands(data, bands=bands, **selection)
-    return rates[["band_low", "band_high", "win_rate"]].reset_index(drop=True)
-
-
-def _band_of(values: np.ndarray, rates: pd.DataFrame) -> np.ndarray:
-    """Index of the [low, high) band of each value (the last band includes its top)."""
-    edges = rates["band_low"].to_numpy(float)
-    idx = np.searchsorted(edges, values, side="right") - 1
-    return np.clip(idx, 0, len(edges) - 1)
+def _band_of(discount: ibis.Value, lows: Sequence[float]) -> ibis.Value:
+    """Index of the band whose lower edge is the largest one at or below the discount
+    (below the first edge: band 0), as ``numpy.searchsorted(lows, d, "right") - 1`` clipped."""
+    cases = [(discount >= low, i) for i, low in reversed(list(enumerate(lows))) if i > 0]
+    return ibis.cases(*cases, else_=0) if cases else ibis.literal(0)
 
 
 def discount_cap_what_if(
@@ -158,55 +154,98 @@ def discount_cap_what_if(
     Every won deal discounted deeper than ``cap`` is re-priced at list × (1 − cap). It stays won
     with probability r = min(1, win rate of the band holding ``cap`` / win rate of its own band),
     the win rates observed on the selection's closed deals by discount band
-    (:func:`discount_bands`): when deeper discounts did not win more, nothing is lost.
+    (:func:`discount_bands`): when deeper discounts did not win more, nothing is lost. r is the
+    same for every deal of a band, so the won deals over the cap are summed per band in the
+    engine and only one row per band comes back.
 
     Returns
     -------
     pandas.DataFrame
-        One row: ``deals_over_cap`` (won deals above the cap), ``bookings_over_cap`` (their
-        amount now), ``gross_recovered`` (Σ list × (1 − cap) − amount, if none were lost),
-        ``expected_lost_deals`` (Σ (1 − r)), ``expected_lost_bookings`` (Σ (1 − r) × list ×
-        (1 − cap)), ``net_recovered`` (Σ r × list × (1 − cap) − amount) and
-        ``net_recovered_share`` (of all bookings in the selection). ``attrs["assumptions"]``
-        and ``attrs["band_rates"]`` (the win rates used) go with it.
+        One row: ``cap``, ``deals_over_cap`` (won deals above the cap), ``bookings_over_cap``
+        (their amount now), ``gross_recovered`` (Σ list × (1 − cap) − amount, if none were
+        lost), ``expected_lost_deals`` (Σ (1 − r)), ``expected_lost_bookings`` (Σ (1 − r) × list
+        × (1 − cap)), ``net_recovered`` (Σ r × list × (1 − cap) − amount) and
+        ``net_recovered_share`` (of all bookings in the selection).
+        ``attrs["by_band"]`` holds per band with won deals over the cap: ``band``,
+        ``win_rate`` (observed on closed deals), ``kept`` (r), ``deals_over_cap``,
+        ``bookings_over_cap``, ``capped_bookings`` (Σ list × (1 − cap)), ``gross_recovered``,
+        ``net_recovered``; ``attrs["band_rates"]`` the win rates by band and
+        ``attrs["assumptions"]`` what the estimate takes for granted.
     """
-    cap = _fraction(cap, "cap", 0.0, 0.99, "0.2 for at most 20% off")
-    t = select_deals(data, filters, period, date_field=date_field)
-    if "discount" not in t.columns:
+    try:
+        cap = float(cap)
+    except (TypeError, ValueError):
         raise ParameterError(
-            "a discount cap needs list_amount on opportunities; map "
-            "tables.opportunities.columns.list_amount."
-        )
-    won = t.filter(outcomes(t)["won"])
-    total = float(won.amount.sum().execute() or 0.0)
-    over = won.filter(won.discount > cap).select("amount", "list_amount", "discount").to_pandas()
-    rates = _band_rates(data, bands, filters=filters, period=period, date_field=date_field)
-    wr = rates["win_rate"].to_numpy(float)
-    cap_rate = wr[_band_of(np.array([cap]), rates)[0]]
-    own = wr[_band_of(over["discount"].to_numpy(float), rates)]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        keep = np.where(own > 0, np.minimum(1.0, cap_rate / own), 1.0)
-    keep = np.where(np.isnan(keep), 1.0, keep)
-    capped = over["list_amount"].to_numpy(float) * (1 - cap)
-    amount = over["amount"].to_numpy(float)
-    net = float((keep * capped - amount).sum())
+            f"cap={cap!r} must be a number, e.g. 0.2 for at most 20% off."
+        ) from None
+    if not 0.0 <= cap <= 0.99:
+        raise ParameterError(f"cap={cap!r} must be between 0 and 0.99, e.g. 0.2 for 20% off.")
+    data.require("A discount cap", "opportunities", ["list_amount"])
+    selection = {"filters": filters, "period": period, "date_field": date_field}
+    rates = discount_bands(data, bands=bands, **selection)
+    t = select_deals(data, filters, period, date_field=date_field)
+    total = float(t.aggregate(**aggregates(t, "bookings")).execute()["bookings"].iloc[0] or 0.0)
+    over = t.filter(outcomes(t)["won"] & (t.discount > cap))
+    lows = rates["band_low"].astype(float).tolist()
+    over = over.mutate(_band=_band_of(over.discount, lows))
+    sums = over.group_by("_band").aggregate(
+        deals_over_cap=over.count(),
+        bookings_over_cap=over.amount.sum(),
+        _list=over.list_amount.sum(),
+    )
+    sums = sums.order_by("_band").execute()
+    by_band = _cap_by_band(sums, rates, cap)
     out = pd.DataFrame(
         {
             "cap": [cap],
-            "deals_over_cap": [len(over)],
-            "bookings_over_cap": [float(amount.sum())],
-            "gross_recovered": [float((capped - amount).sum())],
-            "expected_lost_deals": [float((1 - keep).sum())],
-            "expected_lost_bookings": [float(((1 - keep) * capped).sum())],
-            "net_recovered": [net],
-            "net_recovered_share": [net / total if total else np.nan],
+            "deals_over_cap": [int(by_band["deals_over_cap"].sum())],
+            "bookings_over_cap": [float(by_band["bookings_over_cap"].sum())],
+            "gross_recovered": [float(by_band["gross_recovered"].sum())],
+            "expected_lost_deals": [float(by_band["expected_lost_deals"].sum())],
+            "expected_lost_bookings": [float(by_band["expected_lost_bookings"].sum())],
+            "net_recovered": [float(by_band["net_recovered"].sum())],
         }
     )
-    out.attrs["band_rates"] = rates
-    out.attrs["assumptions"] = [
+    out["net_recovered_share"] = out["net_recovered"] / total if total else np.nan
+    out.attrs["by_band"] = by_band
+    out.attrs["band_rates"] = rates[["band", "band_low", "band_high", "win_rate", "closed"]]
+    out.attrs["assumptions"] = _cap_assumptions(cap)
+    return out
+
+
+def _cap_by_band(sums: pd.DataFrame, rates: pd.DataFrame, cap: float) -> pd.DataFrame:
+    """Per band over the cap: the keep-rate and the money recovered, from the band's sums."""
+    wr = rates["win_rate"].to_numpy(float)
+    lows = rates["band_low"].to_numpy(float)
+    cap_band = int(np.clip(np.searchsorted(lows, cap, side="right") - 1, 0, len(lows) - 1))
+    idx = sums["_band"].to_numpy(int)
+    own = wr[idx]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kept = np.where(own > 0, np.minimum(1.0, wr[cap_band] / own), 1.0)
+    kept = np.where(np.isnan(kept), 1.0, kept)
+    deals = sums["deals_over_cap"].to_numpy(float)
+    amount = sums["bookings_over_cap"].astype(float).to_numpy()
+    capped = sums["_list"].astype(float).to_numpy() * (1 - cap)
+    return pd.DataFrame(
+        {
+            "band": rates["band"].to_numpy()[idx],
+            "win_rate": own,
+            "kept": kept,
+            "deals_over_cap": deals.astype("int64"),
+            "bookings_over_cap": amount,
+            "capped_bookings": capped,
+            "gross_recovered": capped - amount,
+            "expected_lost_deals": (1 - kept) * deals,
+            "expected_lost_bookings": (1 - kept) * capped,
+            "net_recovered": kept * capped - amount,
+        }
+    )
+
+
+def _cap_assumptions(cap: float) -> list[str]:
+    return [
         f"won deals discounted more than {cap:.0%} are re-priced at list × (1 − {cap:.0%})",
         "a re-priced deal stays won with the win rate observed at the capped discount, relative "
         "to the win rate of its own discount band (never more than 1)",
         "open and lost deals, and deals at or below the cap, are unchanged",
     ]
-    return out
