@@ -233,7 +233,9 @@ FORMULAS: dict[str, tuple[str, list[str]]] = {
     "deal outcomes, per-group counts and sums: call _measures.outcomes / aggregates": (
         "_measures.py",
         [
-            r"amount\.sum\(\s*where\s*=",
+            # a money sum over an outcome (bookings, lost amount, open pipeline); a sum over
+            # some other condition (e.g. the deals open on a date) is not a KPI formula
+            r"amount\.sum\(\s*where\s*=[^)]*(is_won|is_closed|won|lost|open|closed)",
             r"count\(\s*where\s*=[^)]*is_(won|closed)",
             r"is_(won|closed)\.cast\([^)]*\)\.sum\(",
             r"is_closed\s*&\s*~",
