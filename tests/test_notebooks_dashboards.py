@@ -83,3 +83,30 @@ def test_segmentation_notebook_shows_the_kpi_layer_numbers(sample_dirs, tmp_path
 
 def test_fixture_dir_exists():
     assert Path(FIXTURES_DIR / "salesforce" / "Opportunity.csv").exists()
+
+
+def _rows_with(html: str, *words: str) -> list[str]:
+    """The table rows of ``html`` that contain every one of ``words``."""
+    return [
+        row for row in re.findall(r"<tr.*?</tr>", html, flags=re.S) if all(w in row for w in words)
+    ]
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_planted_effects_are_visible_in_the_reports(sample_dirs, tmp_path):
+    # data/samples/README.md: Enterprise wins less than the rest; top reps win more
+    seg = run_notebook("segmentation_explorer.ipynb", tmp_path)
+    html = "\n".join(b.get("text/html", "") for b in _static(seg))
+    assert {"Enterprise", "Mid-Market", "SMB"} <= set(
+        re.findall(r"Enterprise|Mid-Market|SMB", html)
+    )
+    enterprise = _rows_with(html, "Enterprise", "two-proportion z")
+    assert enterprise and ">yes<" in enterprise[0], "Enterprise's gap is not marked significant"
+    strat = run_notebook(
+        "stratification_comparisons.ipynb", tmp_path, method="abc", entity="owner_id"
+    )
+    assert _error_outputs(strat) == []
+    html = "\n".join(b.get("text/html", "") for b in _static(strat))
+    win = _rows_with(html, "Win rate", "A vs C")
+    assert win and ">yes<" in win[0], "the top tier's higher win rate is not marked significant"
