@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import pytest
 from _helpers import (
     BAD,
@@ -230,3 +231,39 @@ def test_formula_text():
     rows = rows_by_id(load(BAD / "formula_text.csv").opportunities)
     # kept as text, not evaluated
     assert rows["F-1"]["opportunity_name"].startswith("=HYPERLINK(")
+
+
+@pytest.mark.parametrize(
+    ("error", "says", "not_says"),
+    [
+        (duckdb.OutOfMemoryException("could not allocate block"), "ran out of memory", "Fix that"),
+        (
+            duckdb.InvalidInputException("Invalid unicode detected in segment statistics update"),
+            "engine error",
+            "Fix that line",
+        ),
+        (
+            duckdb.ConversionException("Could not convert string 'x' to INT64 on line 12"),
+            "Fix that line",
+            "engine error",
+        ),
+    ],
+)
+def test_engine_errors_are_not_blamed_on_the_file(sample_dirs, monkeypatch, error, says, not_says):
+    from salesops_widgets.data import _load
+
+    real = _load._load_table
+
+    def fail(table, ctx):  # the engine fails on the line items, as it did on 107M rows
+        if table == "line_items":
+            raise error
+        real(table, ctx)
+
+    monkeypatch.setattr(_load, "_load_table", fail)
+    with pytest.raises(DataSourceError) as info:
+        load(sample_dirs["default"])
+    message = str(info.value)
+    assert says in message and not_says not in message
+    assert "line_items" in message  # the table being validated
+    if says != "Fix that line":  # an engine problem names the setting to change
+        assert "SALESOPS_DUCKDB_MEMORY" in message

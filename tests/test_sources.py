@@ -6,6 +6,8 @@ The small dataset and its hand-derived numbers are in tests/_helpers.py (SMALL_E
 from __future__ import annotations
 
 import gzip
+import os
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -300,3 +302,38 @@ def test_has_and_require(tmp_path):
     with pytest.raises(MissingDataError) as err:
         data.require("pocket price waterfall", "line_items", ["invoice_price"])
     assert "line_items" in str(err.value) and "pocket price waterfall" in str(err.value)
+
+
+def test_engine_folders_of_dead_processes_are_swept(tmp_path, monkeypatch):
+    # A killed kernel never runs its finalizer; the next engine deletes what it left behind.
+    import subprocess
+    import sys
+
+    from salesops_widgets.data._sources import _new_duckdb
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    root = tmp_path / "salesops-duckdb"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid now names no process
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for name, pid in (("session-dead", dead.pid), ("session-live", live.pid)):
+            (root / name).mkdir(parents=True)
+            (root / name / "owner.pid").write_text(str(pid))
+            (root / name / "engine.duckdb").write_bytes(b"x" * 10)
+        (root / "session-unowned").mkdir()  # no owner file: not ours to judge, kept
+        con = _new_duckdb()
+        owners = {
+            p.name: (p / "owner.pid").read_text()
+            for p in root.glob("session-*/")
+            if (p / "owner.pid").exists()
+        }
+        mine = [name for name, pid in owners.items() if pid == str(os.getpid())]
+        assert len(mine) == 1  # the new engine's own folder names this process
+        assert not (root / "session-dead").exists()
+        assert (root / "session-live").exists()
+        assert (root / "session-unowned").exists()
+        del con
+    finally:
+        live.kill()
+        live.wait()

@@ -8,6 +8,9 @@ done by the engine; only counts and a few example values come back to Python.
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import re
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -684,6 +687,37 @@ def _metric_exclusions(ctx: _Context) -> None:
             rep.metric_exclusions.append(MetricExclusion(metric, n, reason))
 
 
+def _engine_error(label: str, table: str, exc: Exception) -> DataSourceError:
+    """The message for an engine error while loading ``table``.
+
+    A parse or conversion error is a problem in the file: say which line to fix. Running out
+    of engine memory, or an engine failure, is not: say so, and which setting to change.
+    """
+    text = str(exc)
+    memory = os.environ.get("SALESOPS_DUCKDB_MEMORY", "1GB")
+    if isinstance(exc, duckdb.OutOfMemoryException) or "out of memory" in text.lower():
+        return DataSourceError(
+            f"{label}: the engine ran out of memory while validating the {table} data (memory "
+            f"limit {memory}, SALESOPS_DUCKDB_MEMORY). Raise the limit (e.g. "
+            f"SALESOPS_DUCKDB_MEMORY=8GB) or free disk space in {tempfile.gettempdir()} for "
+            f"spill files, and retry."
+        )
+    in_file = isinstance(exc, duckdb.ConversionException) or re.search(
+        r"\bCSV\b|\bline \d+|sniff", text, flags=re.IGNORECASE
+    )
+    if in_file:
+        return DataSourceError(
+            f"{label}: the {table} data could not be read: {_csv_problem(exc)}. Fix that "
+            f"line in the file (or export it again) and retry."
+        )
+    return DataSourceError(
+        f"{label}: the engine failed while validating the {table} data: {_csv_problem(exc)}. "
+        f"This is an engine error (DuckDB {duckdb.__version__}), not a value in the file. "
+        f"Retry with a larger memory limit (SALESOPS_DUCKDB_MEMORY, now {memory}), and if it "
+        f"persists, report it with this message."
+    )
+
+
 def _run(source: Any, mapping: Any, as_of: Any) -> _Context:
     as_of_date = _parse_as_of(as_of)
     mapping_obj = resolve_mapping(mapping)
@@ -693,11 +727,8 @@ def _run(source: Any, mapping: Any, as_of: Any) -> _Context:
     for table in LOAD_ORDER:
         try:
             _load_table(table, ctx)
-        except duckdb.Error as exc:  # raised while the engine reads a file: a data problem
-            raise DataSourceError(
-                f"{src.label}: the {table} data could not be read: {_csv_problem(exc)}. Fix that "
-                f"line in the file (or export it again) and retry."
-            ) from exc
+        except duckdb.Error as exc:
+            raise _engine_error(src.label, table, exc) from exc
     rep = report.tables["opportunities"]
     if rep.rows_used == 0:
         reasons = ", ".join(f"{n:,} {r}" for r, n in rep.excluded.items())

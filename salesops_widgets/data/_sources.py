@@ -198,7 +198,9 @@ def _new_duckdb() -> Any:
     folder = None
     database = ":memory:"
     if not os.environ.get("SALESOPS_DUCKDB_IN_MEMORY"):
+        _sweep_orphans(root)
         folder = tempfile.mkdtemp(prefix="session-", dir=root)
+        (Path(folder) / _OWNER).write_text(str(os.getpid()))
         database = str(Path(folder) / "engine.duckdb")
     try:
         con = ibis.duckdb.connect(database=database, **config)
@@ -213,6 +215,36 @@ def _new_duckdb() -> Any:
     if folder is not None:
         weakref.finalize(con, _drop_engine, con.con, folder)
     return con
+
+
+_OWNER = "owner.pid"  # the process id of the engine's owner, in each session folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _sweep_orphans(root: Path) -> None:
+    """Delete the session folders whose owner has died.
+
+    The finalizer deletes a session's folder when its connection closes, but a kernel that is
+    killed (a papermill timeout, an out-of-memory kill, a culled Voila kernel) never runs it,
+    and a large export leaves gigabytes behind. Each folder names its owner in ``owner.pid``;
+    a folder whose owner is gone is deleted by the next engine that starts.
+    """
+    for folder in root.glob("session-*"):
+        try:
+            pid = int((folder / _OWNER).read_text().strip())
+        except (OSError, ValueError):
+            continue  # being created, or not ours to judge
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _drop_engine(raw: Any, folder: str) -> None:
