@@ -175,8 +175,20 @@ def kpis(
         list[str] | None,
         typer.Option("--filter", help="Keep only DIM=VALUE[,VALUE...] (repeatable)."),
     ] = None,
-    start: Annotated[str | None, typer.Option("--from", help="Created on or after.")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Created on or before.")] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="On or after this date (see --date-field).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="On or before this date (see --date-field).")
+    ] = None,
+    date_field: Annotated[
+        str,
+        typer.Option(
+            "--date-field",
+            help="What --from/--to bound: created_date (deals created in the period) or "
+            "closed_date (deals closed in it).",
+        ),
+    ] = "created_date",
     format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
 ) -> None:
     """Print the segment KPI table (win rate with interval, ASP, bookings, cycle, discount)."""
@@ -194,7 +206,11 @@ def kpis(
     try:
         loaded = run_load(data, mapping=mapping, as_of=as_of)
         table = metrics.segment_kpis(
-            loaded, by=by or [], filters=filters, period=(start, end) if start or end else None
+            loaded,
+            by=by or [],
+            filters=filters,
+            period=(start, end) if start or end else None,
+            date_field=date_field,
         )
     except SalesOpsError as exc:
         _fail(str(exc))
