@@ -337,3 +337,28 @@ def test_engine_folders_of_dead_processes_are_swept(tmp_path, monkeypatch):
     finally:
         live.kill()
         live.wait()
+
+
+def test_each_engine_spills_into_its_own_folder(tmp_path, monkeypatch):
+    # DuckDB names its spill files the same in every process (duckdb_temp_storage_S32K-0.tmp),
+    # so two engines sharing a temp_directory overwrite each other's spilled blocks.
+    from salesops_widgets.data._sources import _new_duckdb
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("SALESOPS_DUCKDB_IN_MEMORY", "1")  # in memory, it spills all the same
+    engines = [_new_duckdb(), _new_duckdb()]
+    spills = [
+        Path(e.con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+        for e in engines
+    ]
+    assert spills[0] != spills[1]
+    for spill in spills:  # inside a session folder, deleted with its engine
+        assert spill.parent.parent == tmp_path / "salesops-duckdb"
+        assert spill.parent.name.startswith("session-")
+    folder = spills[0].parent
+    engines[0].con.close()
+    del engines[0]
+    import gc
+
+    gc.collect()
+    assert not folder.exists()

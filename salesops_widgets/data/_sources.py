@@ -189,22 +189,26 @@ def _new_duckdb() -> Any:
     """
     root = Path(tempfile.gettempdir()) / "salesops-duckdb"
     root.mkdir(parents=True, exist_ok=True)
+    _sweep_orphans(root)
+    folder = tempfile.mkdtemp(prefix="session-", dir=root)
+    (Path(folder) / _OWNER).write_text(str(os.getpid()))
+    # Spill files go in the session's own folder. DuckDB names them the same in every process
+    # (duckdb_temp_storage_*.tmp), so engines sharing one temp_directory overwrite each other's
+    # spilled blocks: on 50M+ rows that surfaced as "Invalid unicode ... in segment statistics
+    # update" and "Cannot create a string of size 12884901911".
     config: dict[str, Any] = {
         "memory_limit": os.environ.get("SALESOPS_DUCKDB_MEMORY", "1GB"),
-        "temp_directory": str(root / "spill"),
+        "temp_directory": str(Path(folder) / "spill"),
     }
     if os.environ.get("SALESOPS_DUCKDB_THREADS"):
         config["threads"] = int(os.environ["SALESOPS_DUCKDB_THREADS"])
-    folder = None
     database = ":memory:"
     if not os.environ.get("SALESOPS_DUCKDB_IN_MEMORY"):
-        _sweep_orphans(root)
-        folder = tempfile.mkdtemp(prefix="session-", dir=root)
-        (Path(folder) / _OWNER).write_text(str(os.getpid()))
         database = str(Path(folder) / "engine.duckdb")
     try:
         con = ibis.duckdb.connect(database=database, **config)
     except Exception as exc:
+        shutil.rmtree(folder, ignore_errors=True)
         raise DataSourceError(
             f"The DuckDB engine could not start with {config}: {_first_line(exc)}. Check "
             f"SALESOPS_DUCKDB_MEMORY / SALESOPS_DUCKDB_THREADS."
@@ -212,8 +216,7 @@ def _new_duckdb() -> Any:
     # no progress bar: in a notebook it is a widget with no static rendering (a per-connection
     # setting, so it cannot go in the config above)
     con.con.execute("SET enable_progress_bar = false")
-    if folder is not None:
-        weakref.finalize(con, _drop_engine, con.con, folder)
+    weakref.finalize(con, _drop_engine, con.con, folder)
     return con
 
 
