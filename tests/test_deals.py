@@ -11,8 +11,14 @@ from statsmodels.stats.proportion import proportion_confint
 
 from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
+from salesops_widgets.metrics import _deals as deals_module
 from salesops_widgets.metrics import deals, select_deals, wilson_interval
-from salesops_widgets.metrics._deals import NOT_SET, available_dimensions
+from salesops_widgets.metrics._deals import (
+    NOT_SET,
+    available_dimensions,
+    dimension_labels,
+    select_coded_deals,
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +96,88 @@ def test_bad_selection_parameters_name_the_fix(tiny):
         select_deals(tiny, period=("2025-03-01", "2025-01-01"))
     with pytest.raises(ParameterError, match="date_field"):
         select_deals(tiny, date_field="close")
+
+
+def test_dimensions_get_dictionary_codes_in_label_order(tiny):
+    labels = dimension_labels(tiny)
+    # every label a deal can show, NOT_SET always among them: "(" sorts before letters
+    assert labels["industry"] == (NOT_SET, "Retail", "Tech")
+    assert labels["team"] == (NOT_SET, "T1", "T2")
+    assert labels["stage"] == (NOT_SET, "Closed Lost", "Closed Won", "Proposal")
+    kept = select_coded_deals(tiny).to_pandas().set_index("opportunity_id")
+    # O1, O3: account A1 (Retail); O2: A2 (Tech); O4: account A9 is not in accounts
+    assert kept["_c_industry"].to_dict() == {"O1": 1, "O2": 2, "O3": 1, "O4": 0}
+    assert kept["_c_team"].to_dict() == {"O1": 1, "O2": 1, "O3": 2, "O4": 2}  # R1: T1, R2: T2
+    assert kept["_c_stage"].to_dict() == {"O1": 2, "O2": 1, "O3": 3, "O4": 2}
+    # the public tables show labels only
+    assert not [c for c in deals(tiny).columns if c.startswith("_c_")]
+    assert not [c for c in select_deals(tiny, {"region": "NA"}).columns if c.startswith("_c_")]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"industry": ["Retail"]}, ["O1", "O3"]),  # one code
+        ({"industry": ["Retail", "Tech"]}, ["O1", "O2", "O3"]),  # a run of codes (1, 2)
+        ({"industry": [NOT_SET, "Tech"]}, ["O2", "O4"]),  # codes 0 and 2: a range with a hole
+        ({"industry": [NOT_SET, "Retail", "Tech"]}, ["O1", "O2", "O3", "O4"]),  # every label
+        ({"industry": ["Tech", "Mars"]}, ["O2"]),  # a value that is no label matches nothing
+        ({"industry": ["Mars"]}, []),
+        ({"industry": "Retail", "stage": ["Proposal", "Closed Lost"]}, ["O3"]),
+    ],
+)
+def test_filters_on_codes_keep_the_same_deals(tiny, filters, expected):
+    assert sorted(select_deals(tiny, filters).to_pandas()["opportunity_id"]) == expected
+
+
+def test_filters_on_many_scattered_codes():
+    # deal types A..H: codes 1..8 after NOT_SET; A, E, H leave 5 holes in their range
+    frame = pd.DataFrame(
+        {
+            "opportunity_id": [f"O{i}" for i in range(9)],
+            "created_date": ["2025-01-01"] * 9,
+            "amount": ["10"] * 9,
+            "stage": ["Proposal"] * 9,
+            "deal_type": [*"ABCDEFGH", None],
+        }
+    )
+    data = load({"opportunities": frame}, as_of="2025-03-31")
+    assert dimension_labels(data)["deal_type"] == (NOT_SET, *"ABCDEFGH")
+    picked = select_deals(data, {"deal_type": ["A", "E", "H", NOT_SET]}).to_pandas()
+    assert sorted(picked["opportunity_id"]) == ["O0", "O4", "O7", "O8"]
+    sql = str(data.con.compile(select_deals(data, {"deal_type": ["A", "E"]})))
+    assert "_c_deal_type" in sql and "'A'" not in sql  # tested on the codes, not the text
+
+
+def _three_deals():
+    frame = pd.DataFrame(
+        {
+            "opportunity_id": ["O1", "O2", "O3"],
+            "created_date": ["2025-01-01"] * 3,
+            "amount": ["10", "20", "30"],
+            "stage": ["Closed Won", "Proposal", "Closed Lost"],
+            "deal_type": ["New", "New", "Renewal"],
+        }
+    )
+    return load({"opportunities": frame}, as_of="2025-03-31")
+
+
+def test_engines_we_do_not_own_use_the_labels():
+    data = _three_deals()
+    data.engine_owned = False  # as for a database that is not our embedded engine
+    assert dimension_labels(data) == {}
+    assert "_c_deal_type" not in select_coded_deals(data).columns
+    picked = select_deals(data, {"deal_type": ["Renewal", "Mars"]}).to_pandas()
+    assert picked["opportunity_id"].tolist() == ["O3"]
+
+
+def test_dimensions_with_too_many_labels_keep_only_the_text(monkeypatch):
+    monkeypatch.setattr(deals_module, "MAX_CODES", 3)  # industry has 3 labels, stage 4
+    data = _three_deals()
+    labels = dimension_labels(data)
+    assert labels["deal_type"] == (NOT_SET, "New", "Renewal") and "stage" not in labels
+    picked = select_deals(data, {"stage": ["Proposal"], "deal_type": "New"}).to_pandas()
+    assert picked["opportunity_id"].tolist() == ["O2"]
 
 
 def test_available_dimensions(tiny):

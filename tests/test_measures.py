@@ -23,19 +23,24 @@ from statsmodels.stats.proportion import proportion_confint
 
 from salesops_widgets import load
 from salesops_widgets.metrics import select_deals
+from salesops_widgets.metrics._deals import dimension_labels, select_coded_deals
 from salesops_widgets.metrics._measures import (
     AGGREGATES,
+    MEDIAN_WON,
     aggregate,
     aggregates,
     asp,
+    combine,
     median_cycle_days,
     median_cycle_days_won,
+    outcome_sums,
     portfolio_discount,
     price_realization,
     ratio,
     value_win_rate,
     win_rate,
     win_rate_columns,
+    won_duration,
 )
 
 approx = pytest.approx
@@ -65,12 +70,17 @@ _DEALS = [
 
 
 @pytest.fixture(scope="module")
-def seven():
+def seven_data():
     cols = ["opportunity_id", "stage", "amount", "list_amount", "probability", "close_date"]
     opps = pd.DataFrame(_DEALS, columns=cols)
     opps["created_date"] = pd.Timestamp("2025-01-01")
     opps["close_date"] = pd.to_datetime(opps["close_date"])
-    return select_deals(load({"opportunities": opps}))
+    return load({"opportunities": opps})
+
+
+@pytest.fixture(scope="module")
+def seven(seven_data):
+    return select_deals(seven_data)
 
 
 def _one_row(t, metrics):
@@ -112,6 +122,81 @@ def test_grouped_aggregate_is_ordered(seven):
     out = aggregate(seven, ["stage"], aggregates(seven, "opportunities", "bookings"))
     assert out["stage"].tolist() == sorted(out["stage"])
     assert out.set_index("stage").loc["Closed Won", "bookings"] == 600
+
+
+def test_grouped_by_codes_comes_back_as_labels(seven_data):
+    t = select_coded_deals(seven_data)
+    labels = dimension_labels(seven_data)
+    assert labels["stage"] == ("(not set)", "Closed Lost", "Closed Won", "Negotiation", "Proposal")
+    out = aggregate(t, ["stage"], aggregates(t, "opportunities", "bookings"), labels=labels)
+    # grouped by the stage's code, shown (and ordered) by its label
+    assert out["stage"].tolist() == ["Closed Lost", "Closed Won", "Negotiation", "Proposal"]
+    assert out["opportunities"].tolist() == [2, 3, 1, 1]  # c e | a b g | f | d
+    assert out["bookings"].iloc[1] == 600 and out["bookings"].isna().tolist()[::2] == [True] * 2
+    assert "_c_stage" not in out.columns
+
+
+# Every aggregate of the seven deals, by hand (test_aggregates_by_hand).
+_SEVEN = {
+    "opportunities": 7, "open": 2, "won": 3, "lost": 2, "closed": 5, "bookings": 600.0,
+    "lost_amount": 250.0, "open_pipeline": 1400.0, "weighted_pipeline": 1000.0,
+    "net_priced": 1200.0, "list_priced": 1375.0,
+}  # fmt: skip
+
+
+def test_outcome_sums_add_up_to_every_aggregate(seven_data):
+    t = select_coded_deals(seven_data)
+    overall = combine(outcome_sums(t, []), [])
+    assert list(overall.columns) == list(AGGREGATES) and len(overall) == 1
+    assert overall.iloc[0].to_dict() == approx(_SEVEN)
+    # only what is asked for is summed: no list prices, no probabilities
+    parts = outcome_sums(t, [], "won", "bookings")
+    assert {"_priced", "_list_amount", "_weighted"}.isdisjoint(parts.columns)
+    assert combine(parts, [], "won", "bookings").iloc[0].tolist() == [3, 600.0]
+
+
+def test_combine_per_group_and_the_won_median(seven_data):
+    t = select_coded_deals(seven_data)
+    names = ["won", "lost", "bookings", MEDIAN_WON]
+    parts = outcome_sums(t, ["stage", "duration_days"], *names, labels=dimension_labels(seven_data))
+    out = combine(parts, ["stage"], *names).set_index("stage")
+    assert out.index.tolist() == ["Closed Lost", "Closed Won", "Negotiation", "Proposal"]
+    assert out.loc["Closed Won"].tolist() == [3, 0, 600.0, 40.0]  # cycles 10, 40, 70
+    lost = out.loc["Closed Lost"]  # c (30 days) and e (20 days): lost, no bookings, no median
+    assert (
+        (lost.won, lost.lost) == (0, 2) and np.isnan(lost.bookings) and np.isnan(lost[MEDIAN_WON])
+    )
+    overall = combine(parts, [], *names).iloc[0]
+    assert overall[MEDIAN_WON] == 40 and overall.won == 3  # the same as median_cycle_days_won
+
+
+def test_won_duration_gives_the_won_median_from_fewer_rows(seven_data):
+    t = select_coded_deals(seven_data)
+    names = ["opportunities", "won", "lost", MEDIAN_WON]
+    parts = outcome_sums(t, [won_duration(t)], *names)
+    # won a, b, g (10, 40, 70 days) each keep their duration; the 2 lost and 2 open deals have
+    # none, so they fall into one row per outcome: 3 + 1 + 1 rows
+    assert len(parts) == 5 and sorted(parts["duration_days"].dropna()) == [10, 40, 70]
+    assert combine(parts, [], *names).iloc[0].tolist() == [7, 3, 2, 40.0]  # median of 10 40 70
+
+
+def test_combine_follows_sql_logic_for_missing_flags():
+    # a: closed, won unknown; b: closed unknown, not won; c: open; d: won. In SQL, NOT NULL and
+    # NULL AND TRUE are NULL, so a is neither won nor lost and b neither open nor closed.
+    t = ibis.memtable(
+        pa.table(
+            {
+                "is_closed": pa.array([True, None, False, True]),
+                "is_won": pa.array([None, False, False, True]),
+                "amount": [10.0, 20.0, 30.0, 40.0],
+            }
+        )
+    )
+    expected = {"opportunities": 4, "open": 1, "won": 1, "lost": 0, "closed": 2}
+    expected.update(bookings=40.0, open_pipeline=30.0)
+    for row in (_one_row(t, aggregates(t)), combine(outcome_sums(t, []), []).iloc[0]):
+        assert {k: row[k] for k in expected} == expected
+        assert np.isnan(row["lost_amount"])  # a sum over no deal is NULL
 
 
 def test_ratios_by_hand():
@@ -180,6 +265,10 @@ def test_aggregates_and_ratios_match_pandas(rows):
         assert disc == approx(1 - priced.amount.sum() / priced.list_amount.sum())
     else:
         assert math.isnan(disc)
+    combined = combine(outcome_sums(t, []), []).iloc[0]
+    assert (combined["opportunities"], combined["won"], combined["lost"]) == (len(df), won, lost)
+    for name, expected in sums.items():
+        assert (0.0 if pd.isna(combined[name]) else combined[name]) == approx(expected)
 
 
 # ------------------------------------------------------------------------------------------

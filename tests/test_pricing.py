@@ -17,6 +17,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
+from salesops_widgets.metrics import _deals
 from salesops_widgets.metrics._pricing import (
     deal_discounts,
     discount_bands,
@@ -394,6 +395,32 @@ def test_discount_bands_list_every_band_per_group(banded):
     x = out[out.owner_id == "X"]
     assert x.opportunities.tolist() == [4, 0, 0]
     assert x.win_rate.isna().tolist() == [False, True, True]
+
+
+def test_discount_bands_is_one_engine_query(banded, monkeypatch):
+    discount_bands(banded, bands=BANDS)  # builds the deals table first
+    backend, queries = type(banded.con), []
+    execute, fetch = backend.execute, _deals._fetch
+
+    def counted(self, expr, **kw):
+        queries.append(expr)
+        return execute(self, expr, **kw)
+
+    def fetched(backend_, sql, schema):  # a query whose compiled SQL run_query keeps
+        queries.append(sql)
+        return fetch(backend_, sql, schema)
+
+    monkeypatch.setattr(backend, "execute", counted)
+    monkeypatch.setattr(_deals, "_fetch", fetched)
+    kw = {"by": ["owner_id"], "bands": BANDS, "filters": {"owner_id": ["X", "Y"]}}
+    out = discount_bands(banded, **kw)
+    assert len(queries) == 1  # counts, sums and the won median from one grouped query
+    assert out.opportunities.tolist() == [4, 0, 0, 0, 2, 2]  # X: d1-d4; Y: d5, d6 | d7, d8
+    # a refresh with the same arguments runs the kept SQL again: the same table
+    pd.testing.assert_frame_equal(discount_bands(banded, **kw), out)
+    # other bands are another query: one band [0, 1] holds X's 4 deals and Y's 4
+    one = discount_bands(banded, by=["owner_id"], bands=(0, 1), filters=kw["filters"])
+    assert one.opportunities.tolist() == [4, 4] and len(queries) == 3
 
 
 def test_discount_bands_degenerate(banded):

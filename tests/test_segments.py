@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from salesops_widgets import load
 from salesops_widgets.cli import app
-from salesops_widgets.metrics import segment_kpis, time_to_close, velocity
+from salesops_widgets.metrics import _deals, segment_kpis, time_to_close, velocity
 from salesops_widgets.metrics._segments import SEGMENT_COLUMNS
 
 # The columns issue 3 requires of `salesops kpis`.
@@ -31,6 +31,10 @@ def sample():
 
 @pytest.fixture(scope="module")
 def tiny():
+    return _tiny()
+
+
+def _tiny():
     # segment A: won 100 (list 125) in 10 days, won 300 (list 300) in 30 days, lost 50 in 20
     # days, open 200 for 40 days (as-of 2025-03-01, created 2025-01-20).
     # segment B: one open deal.
@@ -95,6 +99,75 @@ def test_segment_table_matches_pandas_and_the_km_function(sample):
     # planted: Enterprise deals are the largest; SMB wins most often
     assert table["asp"].idxmax() == "Enterprise"
     assert table["win_rate"].idxmax() == "SMB"
+
+
+def _count_queries(data, monkeypatch) -> list:
+    """Every engine query a KPI runs from now on: through Ibis, or as SQL kept by run_query;
+    and every compilation (appended as "compile")."""
+    backend, queries = type(data.con), []
+    execute, compile_, fetch = backend.execute, backend.compile, _deals._fetch
+
+    def counted(self, expr, **kw):
+        queries.append(expr)
+        return execute(self, expr, **kw)
+
+    def compiled(self, expr, **kw):
+        queries.append("compile")
+        return compile_(self, expr, **kw)
+
+    def fetched(backend_, sql, schema):
+        queries.append(sql)
+        return fetch(backend_, sql, schema)
+
+    monkeypatch.setattr(backend, "execute", counted)
+    monkeypatch.setattr(backend, "compile", compiled)
+    monkeypatch.setattr(_deals, "_fetch", fetched)
+    return queries
+
+
+def test_segment_table_is_one_engine_query(monkeypatch):
+    tiny = _tiny()
+    segment_kpis(tiny, by=["deal_type"])  # builds the deals table first
+    queries = _count_queries(tiny, monkeypatch)
+    table = segment_kpis(tiny, by=["deal_type"], filters={"deal_type": ["A", "B"]})
+    # sums, won median and Kaplan–Meier counts all from one grouped query (A: 4 deals, B: 1)
+    assert [q for q in queries if q != "compile"] and len(queries) == 2  # compiled, then run
+    assert table["opportunities"].tolist() == [4, 1]
+
+
+def test_repeated_refresh_reuses_the_compiled_query(monkeypatch):
+    tiny = _tiny()
+    first = segment_kpis(tiny, by=["deal_type"], filters={"deal_type": ["A", "B"]})
+    queries = _count_queries(tiny, monkeypatch)
+    again = segment_kpis(tiny, by=["deal_type"], filters={"deal_type": ["A", "B"]})
+    assert "compile" not in queries and len(queries) == 1  # the kept SQL, run once
+    pd.testing.assert_frame_equal(first, again)
+    # other filters are another query: A alone is its 4 deals, B alone its 1 (as above)
+    only_a = segment_kpis(tiny, by=["deal_type"], filters={"deal_type": ["A"]})
+    only_b = segment_kpis(tiny, by=["deal_type"], filters={"deal_type": "B"})
+    assert only_a["opportunities"].tolist() == [4] and only_b["opportunities"].tolist() == [1]
+    assert queries.count("compile") == 2
+
+
+def test_kept_queries_are_bounded(monkeypatch):
+    monkeypatch.setattr(_deals, "MAX_QUERIES", 2)
+    tiny = _tiny()
+    counts = [
+        segment_kpis(tiny, filters={"deal_type": f})["opportunities"].tolist()
+        for f in (["A"], ["B"], ["A", "B"], ["A"])
+    ]
+    assert counts == [[4], [1], [5], [4]]  # A: A1-A4; B: B1
+    assert len(tiny._cache["queries"]) == 2  # the oldest went first
+
+
+def test_engines_we_do_not_own_give_the_same_table():
+    owned, other = _tiny(), _tiny()
+    other.engine_owned = False  # as for a database that is not our embedded engine
+    kw = {"by": ["deal_type"], "filters": {"deal_type": ["A", "B"]}}
+    theirs = segment_kpis(other, **kw)
+    assert "queries" not in other._cache  # nothing compiled is kept: Ibis runs every query
+    pd.testing.assert_frame_equal(theirs, segment_kpis(owned, **kw))
+    assert theirs["opportunities"].tolist() == [4, 1]  # A: A1-A4, B: B1
 
 
 def test_overall_row_and_filters(sample):

@@ -20,6 +20,7 @@ from salesops_widgets.metrics._survival import (
     KM_COLUMNS,
     KMFit,
     cumulative_incidence_from_counts,
+    grouped_quantile_from_counts,
     km_from_counts,
     km_summary,
     quantile_from_counts,
@@ -311,3 +312,30 @@ def test_quantile_from_counts_matches_numpy(pairs, p):
         assert math.isnan(got)
     else:
         assert got == pytest.approx(float(np.quantile(rows, p)))
+
+
+def test_grouped_quantile_from_counts_hand():
+    # group 0: 2 5 5 8 -> 5; group 1: 7 7 7 -> 7; group 2: nothing; group 3: only a NaN value
+    got = grouped_quantile_from_counts(
+        [0, 0, 1, 0, 3], [2, 5, 7, 8, np.nan], [1, 2, 3, 1, 4], 0.5, 4
+    ).tolist()
+    assert got[:2] == [5.0, 7.0] and math.isnan(got[2]) and math.isnan(got[3])
+    assert np.isnan(grouped_quantile_from_counts([], [], [], 0.5, 2)).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(-5, 50), st.integers(0, 4)), max_size=30),
+    st.sampled_from([0.1, 0.25, 0.5, 0.9]),
+)
+def test_grouped_quantile_from_counts_matches_numpy(rows, p):
+    groups = np.array([g for g, _, _ in rows], dtype=int)
+    values = np.array([v for _, v, _ in rows], dtype=float)
+    counts = np.array([c for _, _, c in rows], dtype=int)
+    got = grouped_quantile_from_counts(groups, values, counts, p, 4)
+    for g in range(4):
+        repeated = np.repeat(values[groups == g], counts[groups == g])
+        if len(repeated) == 0:
+            assert math.isnan(got[g])
+        else:
+            assert got[g] == pytest.approx(float(np.quantile(repeated, p)))

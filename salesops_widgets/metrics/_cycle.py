@@ -24,7 +24,7 @@ from ..data import SalesData
 from ..data._mapping import _norm
 from ..data._schema import STATUSES
 from ..errors import ParameterError
-from ._deals import check_dimensions, deals, select_deals
+from ._deals import check_dimensions, deals, dimension_labels, select_coded_deals, select_deals
 from ._measures import aggregate, median_cycle_days
 from ._stats import MIN_CLOSED, wilson_interval
 from ._survival import KMFit, cif_arrays, quantile_from_counts, step_at
@@ -113,7 +113,7 @@ def _cycle_deals(
 ) -> tuple[ibis.Table, list[str]]:
     keys = _keys(data, by)
     data.require(analysis, "opportunities", ("close_date",))
-    return select_deals(data, filters, period, date_field=date_field), keys
+    return select_coded_deals(data, filters, period, date_field=date_field), keys
 
 
 def _days(by_day: Sequence[float]) -> list[int]:
@@ -160,6 +160,7 @@ def cycle_stats(
             "median_cycle_days": median_cycle_days(t),
             "p90_cycle_days": t.cycle_days.quantile(0.9),
         },
+        labels=dimension_labels(data),
     )
     groups = [k for k, _ in _groups(agg, keys)] if keys else [()]
     found = {(*_key(r, keys), r["status"]): r for r in agg.to_dict("records")}
@@ -227,7 +228,8 @@ def _duration_counts(
 ) -> tuple[pd.DataFrame, list[str]]:
     """One engine query: deals per (group, duration_days, ``split``)."""
     t, keys = _cycle_deals(data, analysis, by, filters, period, date_field)
-    counts = aggregate(t, [*keys, "duration_days", split], {"n": t.count()})
+    groups = [*keys, "duration_days", split]
+    counts = aggregate(t, groups, {"n": t.count()}, labels=dimension_labels(data))
     return counts, keys
 
 
@@ -289,6 +291,18 @@ def time_to_close(
         for g, a in _split(counts, keys, "duration_days", "is_closed")
     ]
     return _frame(rows, columns, NO_DEALS)
+
+
+def km_medians(counts: pd.DataFrame, keys: list[str], confidence: float = 0.95) -> pd.DataFrame:
+    """:func:`time_to_close`'s ``km_median_days_to_close``, ``km_median_low`` and
+    ``km_median_high`` per group of ``keys``, from deals counted (column ``n``) per group,
+    ``duration_days`` and ``is_closed``. With no keys: one row, even without deals."""
+    columns = [*keys, "km_median_days_to_close", "km_median_low", "km_median_high"]
+    rows = []
+    for g, a in _split(counts, keys, "duration_days", "is_closed"):
+        fit = KMFit.from_counts(*_event_split(a)[:3])
+        rows.append((*g, fit.quantile(0.5), *fit.quantile_ci(0.5, confidence)))
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _event_split(a: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

@@ -4,31 +4,52 @@
 embedded engine, keeps the result as a table), adds per-deal measures (cycle days, age,
 discount), and ``select_deals`` applies filters and a period. KPI functions group and aggregate
 the result in the engine.
+
+Dictionary codes: on the embedded engine the kept table also has, for each dimension with at
+most ``MAX_CODES`` labels, a small integer column ``_c_<dim>``: the position of the deal's label
+in the dimension's sorted labels (:func:`dimension_labels`). Comparing and grouping small
+integers is several times faster than text, so ``select_deals`` filters on the codes and
+:func:`._measures.aggregate` groups by them and turns them back into labels on the aggregated
+rows. The public tables (``deals``, ``select_deals``) do not show the code columns; KPI modules
+use :func:`select_coded_deals`. On other engines nothing is coded and everything uses labels.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
+import ibis.expr.operations as ops
+import numpy as np
+import pandas as pd
 
 from ..data import SalesData
 from ..errors import MissingDataError, ParameterError
 
 __all__ = [
     "DIMENSIONS",
+    "MAX_CODES",
     "NOT_SET",
     "Selection",
+    "code_column",
     "deals",
+    "dimension_labels",
+    "run_query",
+    "select_coded_deals",
+    "selection_key",
     "select_deals",
     "check_dimensions",
     "available_dimensions",
 ]
 
 NOT_SET = "(not set)"
+# A dimension with more labels than this (e.g. account names) keeps only its label column.
+MAX_CODES = 65_536
+# How many compiled queries run_query keeps per SalesData (the oldest goes first).
+MAX_QUERIES = 256
 
 # dimension name -> (table, column). Account region wins over the rep's region for "region".
 DIMENSIONS: dict[str, tuple[str, str]] = {
@@ -89,6 +110,33 @@ def check_dimensions(data: SalesData, dims: Iterable[str], *, parameter: str = "
     return dims
 
 
+def code_column(dim: str) -> str:
+    """The name of a dimension's dictionary-code column in the kept deals table."""
+    return f"_c_{dim}"
+
+
+def _label(value: ibis.Value) -> ibis.StringValue:
+    """A dimension value as deals() shows it: text, with NULL as NOT_SET."""
+    return value.cast("string").fill_null(NOT_SET)
+
+
+def _labels(table: ibis.Table, column: str) -> tuple[str, ...] | None:
+    """Every label a column can show (NOT_SET always among them), in the engine's order; None
+    when there are more than MAX_CODES."""
+    values = table.select(_label=_label(table[column]))
+    values = values.union(ibis.memtable({"_label": [NOT_SET]}), distinct=True)
+    found = values.order_by("_label").limit(MAX_CODES + 1).execute()["_label"]
+    return tuple(found) if len(found) <= MAX_CODES else None
+
+
+def _with_code(t: ibis.Table, label: ibis.Value, name: str, labels: Sequence[str]) -> ibis.Table:
+    """``t`` plus the column ``name``: the position of ``label`` (on ``t``) in ``labels``."""
+    codes = np.arange(len(labels), dtype=np.uint8 if len(labels) <= 256 else np.uint16)
+    book = ibis.memtable(pd.DataFrame({"_label": list(labels), "_code": codes}))
+    joined = t.left_join(book, label == book._label)
+    return joined.select(*t.columns, **{name: joined._code})
+
+
 def deals(data: SalesData) -> ibis.Table:
     """Every used opportunity with its dimensions and per-deal measures.
 
@@ -99,10 +147,44 @@ def deals(data: SalesData) -> ibis.Table:
     (1 − amount / list_amount where list_amount > 0, rounded to 9 decimals).
     """
     cached = data._cache.get("deals")
+    if cached is None:
+        codes = [code_column(d) for d in dimension_labels(data)]
+        cached = _kept_deals(data)
+        if codes:  # only on the embedded engine: a view of the kept table without them
+            cached = data.con.create_view("_deals_labels", cached.drop(*codes), overwrite=True)
+        data._cache["deals"] = cached
+    return cached
+
+
+def dimension_labels(data: SalesData) -> dict[str, tuple[str, ...]]:
+    """Per coded dimension, its labels in code order (code i is ``labels[i]``); sorted.
+
+    Empty when the engine is not the embedded DuckDB: nothing is coded there.
+    """
+    _kept_deals(data)
+    return data._cache["dimension_labels"]
+
+
+def _kept_deals(data: SalesData) -> ibis.Table:
+    """The deals table with its code columns: built once, and kept on the embedded engine."""
+    cached = data._cache.get("coded_deals")
     if cached is not None:
         return cached
+    coded = data.engine_owned  # codes are worth building only where the table is kept
+    labels: dict[str, tuple[str, ...]] = {}
+
+    def add_code(t: ibis.Table, dim: str, source: ibis.Table, column: str, label: ibis.Value):
+        found = _labels(source, column) if coded else None
+        if found is None:
+            return t
+        labels[dim] = found
+        return _with_code(t, label, code_column(dim), found)
+
     o = data.opportunities
     t = o
+    for dim, (table, col) in DIMENSIONS.items():
+        if table == "opportunities" and _source_column(data, dim) == (table, col):
+            t = add_code(t, dim, o, col, _label(t[col]))
     for table, key in _KEYS.items():
         other = data.tables.get(table)
         if other is None or key not in o.columns:
@@ -115,17 +197,27 @@ def deals(data: SalesData) -> ibis.Table:
         if not wanted:
             continue
         right = other.select(_k=other[key], **{f"_d_{d}": other[c] for d, c in wanted.items()})
+        for d, c in wanted.items():
+            right = add_code(right, d, other, c, _label(right[f"_d_{d}"]))
         t = t.left_join(right, t[key] == right._k).drop("_k")
         t = t.rename({d: f"_d_{d}" for d in wanted})
     if "region" not in t.columns and _source_column(data, "region") == ("reps", "region"):
         reps = data.reps
         right = reps.select(_k=reps.owner_id, region=reps.region)
+        right = add_code(right, "region", reps, "region", _label(right.region))
         t = t.left_join(right, t.owner_id == right._k).drop("_k")
     dims = {
-        dim: t[col if tab == "opportunities" else dim].cast("string").fill_null(NOT_SET)
+        dim: _label(t[col if tab == "opportunities" else dim])
         for dim, (tab, col) in DIMENSIONS.items()
         if _source_column(data, dim) is not None
         and (col if tab == "opportunities" else dim) in t.columns
+    }
+    # a deal without a match in the dimension's table has no code from the join: NOT_SET's
+    codes = {
+        code_column(d): t[code_column(d)].fill_null(
+            ibis.literal(found.index(NOT_SET), type=t[code_column(d)].type())
+        )
+        for d, found in labels.items()
     }
     as_of = ibis.literal(data.as_of)
     measures: dict[str, Any] = {}
@@ -146,10 +238,12 @@ def deals(data: SalesData) -> ibis.Table:
             t.list_amount > 0, (1 - t.amount / t.list_amount).round(9), ibis.null("float64")
         )
     keep = [c for c in o.columns if c not in dims]
-    out = t.select(*keep, **dims, **measures)
+    out = t.select(*keep, **dims, **measures, **codes)
     if data.engine_owned:
         out = data.con.create_table("_deals", out, overwrite=True)
-    data._cache["deals"] = out
+    data._cache["dimension_labels"] = labels
+    data._cache["dimension_codes"] = {d: {v: i for i, v in enumerate(f)} for d, f in labels.items()}
+    data._cache["coded_deals"] = out
     return out
 
 
@@ -213,12 +307,35 @@ def select_deals(
     date_field: str = "created_date",
 ) -> ibis.Table:
     """deals(data) with the filters and the period applied (in the engine)."""
+    t = select_coded_deals(data, filters, period, date_field=date_field)
+    codes = [code_column(d) for d in dimension_labels(data)]
+    return t.drop(*codes) if codes else t
+
+
+def select_coded_deals(
+    data: SalesData,
+    filters: Mapping[str, Any] | None = None,
+    period: tuple[Any, Any] | None = None,
+    *,
+    date_field: str = "created_date",
+    columns: Sequence[str] | None = None,
+) -> ibis.Table:
+    """:func:`select_deals` with the code columns kept, for KPIs that group by them.
+
+    Pass ``labels=dimension_labels(data)`` to :func:`._measures.aggregate` to group by the
+    codes and get labels back. ``columns``: keep only these (those the table has; with a
+    dimension, its code too), which makes a smaller query for Ibis to compile.
+    """
     sel = make_selection(filters, period, date_field)
     check_dimensions(data, sel.filters, parameter="filters")
-    t = deals(data)
+    t = _kept_deals(data)
+    if columns is not None:
+        wanted = [*columns, *sel.filters, sel.date_field]
+        wanted += [code_column(c) for c in wanted if c in data._cache["dimension_labels"]]
+        t = t.select(*(c for c in dict.fromkeys(wanted) if c in t.columns))
     for dim, values in sel.filters.items():
         if values:
-            t = t.filter(t[dim].isin(values))
+            t = t.filter(_is_in(t, dim, values, data._cache["dimension_codes"].get(dim)))
     if sel.date_field == "closed_date" and "closed_date" not in t.columns:
         raise MissingDataError(
             "date_field='closed_date' needs close_date on opportunities; map "
@@ -230,3 +347,88 @@ def select_deals(
     if sel.end:
         t = t.filter(col <= sel.end)
     return t
+
+
+def _is_in(
+    t: ibis.Table, dim: str, values: Sequence[str], codes: Mapping[str, int] | None
+) -> ibis.BooleanValue:
+    """Deals whose ``dim`` is one of ``values``; tested on the dimension's codes when it has them
+    (a value that is no label matches nothing)."""
+    if codes is None:
+        return t[dim].isin(values)
+    wanted = sorted({codes[v] for v in values if v in codes})
+    column = t[code_column(dim)]
+    if len(wanted) == len(codes):
+        return ibis.literal(True)
+    if not wanted:
+        return ibis.literal(False)
+    # Comparisons with constants are checked inside DuckDB's scan, on compressed data: a range
+    # of codes without a few holes is the cheapest test. DuckDB also tests IN on a cast in the
+    # scan, but rewrites IN on the small-integer column itself into ORs after it (twice as slow).
+    holes = sorted(set(range(wanted[0], wanted[-1] + 1)) - set(wanted))
+    if len(holes) > 2:
+        return column.cast("int32").isin(wanted)
+    if wanted[0] == wanted[-1]:
+        return column == wanted[0]
+    keep = (column >= wanted[0]) & (column <= wanted[-1])
+    for hole in holes:
+        keep &= column != hole
+    return keep
+
+
+def selection_key(
+    filters: Mapping[str, Any] | None = None,
+    period: tuple[Any, Any] | None = None,
+    date_field: str = "created_date",
+) -> tuple:
+    """A hashable key for the deals :func:`select_deals` picks with these arguments (part of
+    a :func:`run_query` key); raises on the arguments it rejects."""
+    sel = make_selection(filters, period, date_field)
+    return (tuple(sel.filters.items()), sel.start, sel.end, sel.date_field)
+
+
+def run_query(
+    data: SalesData,
+    key: Hashable,
+    build: Callable[[], tuple[ibis.Table, Callable[[pd.DataFrame], pd.DataFrame]]],
+) -> pd.DataFrame:
+    """Run the query ``build()`` returns and pass its rows to the function returned with it.
+
+    On the embedded engine the compiled SQL is kept under ``key`` (with the query's schema and
+    that function), and the next call with the same key runs it without building the Ibis
+    expression or compiling it again: at a dashboard refresh those cost more than the engine
+    on a million deals. ``key`` must name everything the query depends on besides ``data``
+    (the KPI, its dimensions, :func:`selection_key`, its other arguments). The rows come as
+    ``expr.execute()`` gives them.
+    """
+    if not data.engine_owned:
+        query, finish = build()
+        return finish(query.execute())
+    plans = data._cache.setdefault("queries", {})
+    plan = plans.get(key)
+    if plan is None:
+        query, finish = build()
+        if query.op().find(ops.InMemoryTable):
+            # Ibis registers in-memory tables with the engine when it runs the query
+            return finish(query.execute())
+        plan = (data.con.compile(query), query.schema(), finish)
+        while len(plans) >= MAX_QUERIES:  # the oldest first (another thread may drop it too)
+            plans.pop(next(iter(plans), None), None)
+        plans[key] = plan
+    sql, schema, finish = plan
+    return finish(_fetch(data.con, sql, schema))
+
+
+def _fetch(backend: Any, sql: str, schema: ibis.Schema) -> pd.DataFrame:
+    """The rows of ``sql`` on the DuckDB backend, converted as its ``execute`` converts them."""
+    import pyarrow.types as pat
+    from ibis.backends.duckdb.converter import DuckDBPandasData
+
+    table = backend.con.sql(sql).to_arrow_table()
+    columns = {
+        name: col.to_pylist()
+        if pat.is_nested(col.type) or pat.is_dictionary(col.type) or col.null_count
+        else col.to_pandas()
+        for name, col in zip(table.column_names, table.columns, strict=True)
+    }
+    return DuckDBPandasData.convert_table(pd.DataFrame(columns), schema)

@@ -6,6 +6,11 @@ Two halves, and every KPI module calls them instead of writing a formula again
 - **In the engine** (Ibis expressions): :func:`outcomes`, the deal predicates open / won / lost /
   closed; :func:`aggregates`, the per-group counts and sums; :func:`median_cycle_days` and
   :func:`median_cycle_days_won`; and :func:`aggregate`, which runs them per group.
+- **From outcome sums**: :func:`outcome_sums` asks the engine for plain counts and sums per
+  group and deal outcome, finer rows that :func:`combine` adds up to the same aggregates (and
+  to the won deals' median cycle, when they are split by duration). One cheap query then
+  serves a whole KPI table, its medians and its Kaplan–Meier counts. Both halves read the
+  aggregates from one table, ``_DEFINITIONS``.
 - **On the aggregated rows** (pandas / numpy arrays): :func:`win_rate` and
   :func:`win_rate_columns`, :func:`value_win_rate`, :func:`asp`, :func:`price_realization` and
   :func:`portfolio_discount`, all built on :func:`ratio`.
@@ -13,23 +18,32 @@ Two halves, and every KPI module calls them instead of writing a formula again
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from ._deals import code_column
 from ._stats import MIN_CLOSED, small_n, wilson_interval
+from ._survival import grouped_quantile_from_counts
 
 __all__ = [
     "AGGREGATES",
+    "OUTCOME_COLUMNS",
     "aggregate",
     "aggregates",
     "asp",
+    "combine",
     "median_cycle_days",
     "median_cycle_days_won",
+    "outcome_sums",
+    "outcome_sums_query",
     "outcomes",
+    "won_duration",
     "portfolio_discount",
     "price_realization",
     "ratio",
@@ -56,10 +70,33 @@ AGGREGATES = (
 # In the engine
 
 
-def outcomes(t: ibis.Table) -> dict[str, ibis.BooleanValue]:
+# What each aggregate adds up (None: it counts deals) over which deals: an outcome of
+# :func:`outcomes`, "all", or "priced" (list_amount > 0). "weighted" is amount × probability (a
+# sum skips deals without a probability).
+_DEFINITIONS: dict[str, tuple[str | None, str]] = {
+    "opportunities": (None, "all"),
+    "open": (None, "open"),
+    "won": (None, "won"),
+    "lost": (None, "lost"),
+    "closed": (None, "closed"),
+    "bookings": ("amount", "won"),
+    "lost_amount": ("amount", "lost"),
+    "open_pipeline": ("amount", "open"),
+    "weighted_pipeline": ("weighted", "open"),
+    "net_priced": ("amount", "priced"),
+    "list_priced": ("list_amount", "priced"),
+}
+_PRICED = ("net_priced", "list_priced")
+_VALUES = ("amount", "list_amount", "weighted")
+# :func:`combine` also gives the won deals' median cycle, from outcome sums split by duration.
+MEDIAN_WON = "median_cycle_days_won"
+
+
+def outcomes(t: Any) -> dict[str, Any]:
     """The deal predicates ``open``, ``won``, ``lost`` (closed and not won) and ``closed``.
 
-    The one definition; docs/metrics.md ("Pipeline").
+    The one definition; docs/metrics.md ("Pipeline"). ``t`` is an Ibis table, or a pandas frame
+    with nullable-boolean ``is_closed`` and ``is_won`` (the same three-valued logic as SQL).
     """
     return {
         "open": ~t.is_closed,
@@ -67,6 +104,29 @@ def outcomes(t: ibis.Table) -> dict[str, ibis.BooleanValue]:
         "lost": t.is_closed & ~t.is_won,
         "closed": t.is_closed,
     }
+
+
+def _values(t: ibis.Table) -> dict[str, ibis.NumericValue]:
+    """The per-deal values the aggregates add up, where ``t`` has their columns."""
+    values = {"amount": t.amount}
+    if "list_amount" in t.columns:
+        values["list_amount"] = t.list_amount
+    if "probability" in t.columns:
+        values["weighted"] = t.amount * t.probability
+    return values
+
+
+def _available(names: Sequence[str], have: set[str], priced: bool = True) -> list[str]:
+    """The aggregates of ``names`` (default: all) whose value and deals ``have`` holds."""
+    unknown = [n for n in names if n not in AGGREGATES]
+    if unknown:
+        raise ValueError(f"unknown aggregates {unknown}; known: {', '.join(AGGREGATES)}")
+    return [
+        n
+        for n in names or AGGREGATES
+        if {_DEFINITIONS[n][1], _DEFINITIONS[n][0] or "all"} <= have
+        and (priced or n not in _PRICED)
+    ]
 
 
 def aggregates(t: ibis.Table, *names: str, priced: bool = True) -> dict[str, ibis.Value]:
@@ -96,23 +156,16 @@ def aggregates(t: ibis.Table, *names: str, priced: bool = True) -> dict[str, ibi
     >>> t.aggregate(**aggregates(t, "won", "lost", "bookings")).execute().to_dict("records")
     [{'won': 1, 'lost': 1, 'bookings': 100.0}]
     """
-    unknown = [n for n in names if n not in AGGREGATES]
-    if unknown:
-        raise ValueError(f"unknown aggregates {unknown}; known: {', '.join(AGGREGATES)}")
-    is_ = outcomes(t)
-    m: dict[str, ibis.Value] = {"opportunities": t.count()}
-    m.update({name: t.count(where=where) for name, where in is_.items()})
-    m["bookings"] = t.amount.sum(where=is_["won"])
-    m["lost_amount"] = t.amount.sum(where=is_["lost"])
-    m["open_pipeline"] = t.amount.sum(where=is_["open"])
-    if "probability" in t.columns:
-        has_p = is_["open"] & t.probability.notnull()
-        m["weighted_pipeline"] = (t.amount * t.probability).sum(where=has_p)
-    if priced and "list_amount" in t.columns:
-        listed = t.list_amount > 0
-        m["net_priced"] = t.amount.sum(where=listed)
-        m["list_priced"] = t.list_amount.sum(where=listed)
-    return {n: m[n] for n in names if n in m} if names else m
+    values = _values(t)
+    deals: dict[str, Any] = {"all": None, **outcomes(t)}
+    if "list_amount" in t.columns:
+        deals["priced"] = t.list_amount > 0
+    m: dict[str, ibis.Value] = {}
+    for name in _available(names, {*values, *deals}, priced):
+        value, which = _DEFINITIONS[name]
+        where = deals[which]
+        m[name] = t.count(where=where) if value is None else values[value].sum(where=where)
+    return m
 
 
 def median_cycle_days(t: ibis.Table, *, where: ibis.BooleanValue | None = None) -> ibis.Value:
@@ -127,16 +180,185 @@ def median_cycle_days(t: ibis.Table, *, where: ibis.BooleanValue | None = None) 
 def median_cycle_days_won(t: ibis.Table) -> ibis.Value:
     """``median_cycle_days_won``: :func:`median_cycle_days` of the won deals.
 
-    The one definition; docs/metrics.md ("Cycle").
+    The one definition; docs/metrics.md ("Cycle"). :func:`combine` gives the same number from
+    outcome sums split by duration.
     """
     return median_cycle_days(t, where=outcomes(t)["won"])
 
 
-def aggregate(t: ibis.Table, by: Sequence[str], metrics: Mapping[str, Any]) -> pd.DataFrame:
-    """Run ``metrics`` per group of ``by``, ordered by ``by`` (one row overall when empty)."""
-    if by:
-        return t.group_by(list(by)).aggregate(**metrics).order_by(list(by)).execute()
-    return t.aggregate(**metrics).execute()
+def aggregate(
+    t: ibis.Table,
+    by: Sequence[str | ibis.Value],
+    metrics: Mapping[str, Any],
+    *,
+    labels: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """Run ``metrics`` per group of ``by``, ordered by ``by`` (one row overall when empty).
+
+    ``by`` holds column names or named expressions (grouping by an expression directly, rather
+    than by a column added with ``mutate``, keeps the SQL and its compilation small).
+    ``labels`` (``_deals.dimension_labels(data)``): a dimension of ``by`` listed there whose
+    code column is in ``t`` (``_deals.select_coded_deals``) is grouped by its small-integer
+    code, several times faster than by its text, and comes back as its label. Codes are
+    numbered in label order, so the rows come in the same order.
+    """
+    return _aggregate(t, by, metrics, labels, ordered=True)
+
+
+def _aggregate(
+    t: ibis.Table,
+    by: Sequence[str | ibis.Value],
+    metrics: Mapping[str, Any],
+    labels: Mapping[str, Sequence[str]] | None,
+    *,
+    ordered: bool,
+) -> pd.DataFrame:
+    """:func:`aggregate`; ``ordered=False`` leaves the rows in the engine's order."""
+    query, finish = _grouped(t, by, metrics, labels, ordered=ordered)
+    return finish(query.execute())
+
+
+def _grouped(
+    t: ibis.Table,
+    by: Sequence[str | ibis.Value],
+    metrics: Mapping[str, Any],
+    labels: Mapping[str, Sequence[str]] | None,
+    *,
+    ordered: bool,
+) -> tuple[ibis.Table, Callable[[pd.DataFrame], pd.DataFrame]]:
+    """The query of :func:`_aggregate`, and the function that puts labels on its rows."""
+    if not by:
+        return t.aggregate(**metrics), lambda out: out
+    coded = [
+        d for d in by if isinstance(d, str) and d in (labels or {}) and code_column(d) in t.columns
+    ]
+    keys = [code_column(d) if isinstance(d, str) and d in coded else d for d in by]
+    names = [k if isinstance(k, str) else k.get_name() for k in keys]
+    query = t.group_by(keys).aggregate(**metrics)
+    if ordered:
+        query = query.order_by(names)
+    found = {d: pa.array(labels[d], type=pa.string()) for d in coded} if coded else {}
+
+    def finish(out: pd.DataFrame) -> pd.DataFrame:
+        for d, words in found.items():
+            codes = pa.array(out[code_column(d)].to_numpy(), type=pa.int32())
+            # through Arrow, as the engine's text columns come, for the same pandas dtype
+            out[code_column(d)] = words.take(codes).to_pandas()
+        return out.rename(columns={code_column(d): d for d in coded})
+
+    return query, finish
+
+
+def won_duration(t: ibis.Table) -> ibis.Value:
+    """``duration_days`` of the won deals, NULL for the others, named ``duration_days``.
+
+    A key for :func:`outcome_sums` when :func:`combine` needs the won deals' median cycle but
+    nothing else per duration: the same median from fewer rows than ``duration_days`` itself
+    (which the Kaplan–Meier counts need) gives.
+    """
+    days = t.duration_days
+    return ibis.ifelse(outcomes(t)["won"], days, ibis.null(days.type())).name("duration_days")
+
+
+def outcome_sums(
+    t: ibis.Table,
+    by: Sequence[str | ibis.Value],
+    *names: str,
+    labels: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """Deals counted and amounts summed per group of ``by`` and deal outcome: one engine query.
+
+    The rows :func:`combine` adds up to the aggregates ``names`` of :data:`AGGREGATES`
+    (default: all that ``t`` supports), over ``by`` or fewer keys; only what those need is
+    asked for. Columns: the ``by`` columns, the outcome keys ``is_closed``, ``is_won`` and
+    (for ``net_priced`` / ``list_priced``) ``_priced`` (list_amount > 0), then ``_n`` (deals)
+    and, as needed, ``_amount``, ``_list_amount`` and ``_weighted`` (Σ amount × probability);
+    in no particular order. ``by`` and ``labels`` as in :func:`aggregate`; ``t`` needs only the
+    columns of :data:`OUTCOME_COLUMNS` it has, and those of ``by``.
+    """
+    query, finish = outcome_sums_query(t, by, *names, labels=labels)
+    return finish(query.execute())
+
+
+def outcome_sums_query(
+    t: ibis.Table,
+    by: Sequence[str | ibis.Value],
+    *names: str,
+    labels: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[ibis.Table, Callable[[pd.DataFrame], pd.DataFrame]]:
+    """The query of :func:`outcome_sums` and the function that gives its rows from the query's
+    (for ``_deals.run_query``, which keeps the compiled query)."""
+    values = _values(t)
+    have = {"all", *outcomes(t), *values, *(["priced"] if "list_amount" in values else [])}
+    wanted = [_DEFINITIONS[n] for n in _available([n for n in names if n != MEDIAN_WON], have)]
+    keys = [t.is_closed, t.is_won]
+    if any(which == "priced" for _, which in wanted):
+        keys.append((t.list_amount > 0).name("_priced"))
+    summed = {value for value, _ in wanted}
+    sums = {"_n": t.count(), **{f"_{v}": values[v].sum() for v in _VALUES if v in summed}}
+    return _grouped(t, [*by, *keys], sums, labels, ordered=False)
+
+
+# The columns of the deals :func:`outcome_sums` reads.
+OUTCOME_COLUMNS = ("is_closed", "is_won", "amount", "list_amount", "probability")
+
+
+def _outcome_masks(parts: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per row of :func:`outcome_sums`: True where its deals are in each set of deals."""
+    flags = parts[["is_closed", "is_won"]]
+    if all(dtype == np.dtype(bool) for dtype in flags.dtypes):  # no NULL flag: numpy
+        masks = outcomes(SimpleNamespace(**{c: flags[c].to_numpy() for c in flags}))
+    else:  # NULL flags: pandas' nullable booleans follow SQL's three-valued logic
+        masks = outcomes(flags.astype("boolean"))
+        masks = {k: m.fillna(False).to_numpy(dtype=bool) for k, m in masks.items()}
+    masks["all"] = np.ones(len(parts), dtype=bool)
+    if "_priced" in parts:
+        masks["priced"] = parts["_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    return masks
+
+
+def _group_numbers(parts: pd.DataFrame, by: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each row's group number (groups of ``by`` in order, NULL last) and the groups' keys."""
+    if not by:
+        return np.zeros(len(parts), dtype=np.int64), pd.DataFrame(index=range(1))
+    ids, first = np.zeros(len(parts), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    for key in by:  # numbered key by key, each in its sorted order: the order of the keys
+        codes, uniques = pd.factorize(parts[key], sort=True, use_na_sentinel=False)
+        numbers = ids * len(uniques) + codes
+        _, first, ids = np.unique(numbers, return_index=True, return_inverse=True)
+    return ids.ravel(), parts[list(by)].iloc[first].reset_index(drop=True)
+
+
+def combine(parts: pd.DataFrame, by: Sequence[str], *names: str) -> pd.DataFrame:
+    """The aggregates ``names`` per group of ``by``, from rows of :func:`outcome_sums`; as
+    :func:`aggregate` with :func:`aggregates` returns them.
+
+    ``names``: aggregates of :data:`AGGREGATES` (default: all the rows support; those they do
+    not support are left out), and ``"median_cycle_days_won"`` when the rows were summed by
+    ``duration_days`` too: a closed deal's duration is its cycle, so the won deals' counts per
+    duration give :func:`median_cycle_days_won`, the same interpolated median. ``by`` may be
+    fewer keys than the rows were summed by. Ordered by ``by``; one row overall when ``by`` is
+    empty. Counts are 0 and sums and medians NaN (SQL: NULL) for a group without such deals.
+    """
+    masks = _outcome_masks(parts)
+    values = {None: parts["_n"], **{k: parts[f"_{k}"] for k in _VALUES if f"_{k}" in parts}}
+    median = MEDIAN_WON in names
+    sums = _available([n for n in names if n != MEDIAN_WON], {*values, *masks} - {None})
+    ids, out = _group_numbers(parts, by)
+    for name in sums:
+        value, which = _DEFINITIONS[name]
+        v = values[value].to_numpy(dtype=float, na_value=np.nan)
+        counted = masks[which] & ~np.isnan(v)
+        total = np.bincount(ids, weights=np.where(counted, v, 0.0), minlength=len(out))
+        if value is None:
+            out[name] = total.astype("int64")
+        else:  # a sum over no value is NULL in SQL
+            out[name] = np.where(np.bincount(ids, counted, minlength=len(out)) > 0, total, np.nan)
+    if median:
+        days = parts["duration_days"].to_numpy(dtype=float, na_value=np.nan)
+        won = np.where(masks["won"] & masks["closed"], parts["_n"].to_numpy(dtype=float), 0.0)
+        out[MEDIAN_WON] = grouped_quantile_from_counts(ids, days, won, 0.5, len(out))
+    return out[[*by, *(n for n in names or sums if n in out)]]
 
 
 # --------------------------------------------------------------------------------------------------

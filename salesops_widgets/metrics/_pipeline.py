@@ -14,8 +14,27 @@ import numpy as np
 import pandas as pd
 
 from ..data import SalesData
-from ._deals import NOT_SET, _source_column, check_dimensions, make_selection, select_deals
-from ._measures import aggregate, aggregates, asp, ratio, value_win_rate, win_rate_columns
+from ._deals import (
+    NOT_SET,
+    _source_column,
+    check_dimensions,
+    dimension_labels,
+    make_selection,
+    run_query,
+    select_coded_deals,
+    selection_key,
+)
+from ._measures import (
+    OUTCOME_COLUMNS,
+    aggregate,
+    aggregates,
+    asp,
+    combine,
+    outcome_sums_query,
+    ratio,
+    value_win_rate,
+    win_rate_columns,
+)
 from ._stats import MIN_CLOSED
 
 __all__ = ["REP_DIMENSIONS", "coverage_window", "pipeline_kpis", "win_rate_columns"]
@@ -117,8 +136,15 @@ def pipeline_kpis(
     (2, 1, 0.6667, 200.0)
     """
     by = check_dimensions(data, by)
-    t = select_deals(data, filters, period, date_field=date_field)
-    out = pipeline_frame(aggregate(t, by, aggregates(t, *PIPELINE_AGGREGATES)), by, min_closed)
+
+    def query():
+        columns = [*by, *OUTCOME_COLUMNS]
+        t = select_coded_deals(data, filters, period, date_field=date_field, columns=columns)
+        return outcome_sums_query(t, by, *PIPELINE_AGGREGATES, labels=dimension_labels(data))
+
+    key = ("pipeline_kpis", tuple(by), selection_key(filters, period, date_field))
+    parts = run_query(data, key, query)
+    out = pipeline_frame(combine(parts, by, *PIPELINE_AGGREGATES), by, min_closed)
     if data.has("reps", "quota") and all(_rep_column(data, d) for d in by):
         out = _with_coverage(out, data, by, filters, period)
     return out
@@ -191,8 +217,8 @@ def _window_bookings(
     data: SalesData, by: list[str], filters: Mapping[str, Any] | None, window: tuple
 ) -> pd.DataFrame:
     """Won amount of the deals closed in the quota window, per group."""
-    t = select_deals(data, filters, window, date_field="closed_date")
-    return aggregate(t, by, aggregates(t, "bookings"))
+    t = select_coded_deals(data, filters, window, date_field="closed_date")
+    return aggregate(t, by, aggregates(t, "bookings"), labels=dimension_labels(data))
 
 
 def _lookup(out: pd.DataFrame, by: list[str], frame: pd.DataFrame, column: str) -> np.ndarray:

@@ -17,16 +17,27 @@ import pandas as pd
 
 from ..data import SalesData
 from ..errors import ParameterError
-from ._deals import check_dimensions, select_deals
+from ._deals import (
+    check_dimensions,
+    deals,
+    dimension_labels,
+    run_query,
+    select_coded_deals,
+    selection_key,
+)
 from ._measures import (
+    MEDIAN_WON,
+    OUTCOME_COLUMNS,
     aggregate,
     aggregates,
-    median_cycle_days_won,
+    combine,
+    outcome_sums_query,
     outcomes,
     portfolio_discount,
     price_realization,
     ratio,
     win_rate_columns,
+    won_duration,
 )
 from ._stats import MIN_CLOSED
 
@@ -57,7 +68,7 @@ def _deals(
 ) -> ibis.Table:
     """The selected deals of one status ("all", "won", "closed", "open", "lost")."""
     check_dimensions(data, dims)
-    t = select_deals(data, filters, period, date_field=date_field)
+    t = select_coded_deals(data, filters, period, date_field=date_field)
     keep = {"all": None, **outcomes(t)}
     if status not in keep:
         raise ParameterError(f"status={status!r} must be one of {', '.join(_STATUSES)}.")
@@ -120,6 +131,7 @@ def deal_discounts(
             "discount_p25": d.quantile(0.25),
             "discount_p75": d.quantile(0.75),
         },
+        labels=dimension_labels(data),
     )
     raw["deals_with_list"] = raw["deals_with_list"].fillna(0).astype("int64")
     raw[["list_amount", "net_amount"]] = raw[["list_amount", "net_amount"]].astype(float).fillna(0)
@@ -542,12 +554,10 @@ def _band_index(discount: ibis.Value, bands: Sequence[float]) -> ibis.Value:
     """Index of the band [bands[i], bands[i+1]) holding the discount; the last band is closed.
 
     NULL outside the bands (e.g. a negative discount: net above list)."""
-    cases = [
-        ((discount >= lo) & (discount < hi), i)
-        for i, (lo, hi) in enumerate(zip(bands[:-1], bands[1:], strict=True))
-    ]
-    cases.append((discount == bands[-1], len(bands) - 2))
-    return ibis.cases(*cases, else_=ibis.null("int64"))
+    # one comparison per band, in order, once the deals outside every band are set aside
+    outside = discount.isnull() | (discount < bands[0]) | (discount > bands[-1])
+    cases = [(discount < high, i) for i, high in enumerate(bands[1:-1])]
+    return ibis.cases((outside, ibis.null("int64")), *cases, else_=len(bands) - 2)
 
 
 def discount_bands(
@@ -580,13 +590,28 @@ def discount_bands(
         )
     data.require("Discount bands", "opportunities", ["list_amount"])
     by = check_dimensions(data, by)
-    t = select_deals(data, filters, period, date_field=date_field)
-    t = t.mutate(_band=_band_index(t.discount, bands))  # deals() rounds it to 9 decimals
-    t = t.filter(t._band.notnull())
-    metrics = aggregates(t, "opportunities", "won", "lost", "net_priced", "list_priced")
-    if "cycle_days" in t.columns:
-        metrics["median_cycle_days_won"] = median_cycle_days_won(t)
-    raw = _complete_bands(aggregate(t, [*by, "_band"], metrics), by, len(bands) - 1)
+    cycle = ["duration_days"] if "cycle_days" in deals(data).columns else []
+    keys = [*by, "_band"]
+    names = ["opportunities", "won", "lost", "net_priced", "list_priced"]
+    names += [MEDIAN_WON] if cycle else []
+
+    def query():
+        used = [*by, *OUTCOME_COLUMNS, "discount", *cycle]
+        t = select_coded_deals(data, filters, period, date_field=date_field, columns=used)
+        band = _band_index(t.discount, bands).name("_band")  # deals() rounds it to 9 decimals
+        # one query: deals and amounts per group, band, outcome (and the won deals' duration,
+        # for their median; _measures.outcome_sums). Deals outside the bands come back as the
+        # NULL band and are dropped here: a filter on the band would make the engine compute it
+        # twice.
+        days = [won_duration(t)] if cycle else []
+        return outcome_sums_query(t, [*by, band, *days], *names, labels=dimension_labels(data))
+
+    selection = selection_key(filters, period, date_field)
+    key = ("discount_bands", tuple(by), selection, tuple(bands), tuple(names))
+    parts = run_query(data, key, query)
+    parts = parts[parts["_band"].notna()].astype({"_band": "int64"})
+    raw = combine(parts, keys, *names)
+    raw = _complete_bands(raw, by, len(bands) - 1)
     return _band_frame(raw, by, bands, min_closed)
 
 

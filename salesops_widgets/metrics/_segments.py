@@ -1,9 +1,11 @@
 """The segment KPI table: pipeline, cycle and discount KPIs side by side, and sales velocity.
 
-``segment_kpis`` asks the engine for every per-group sum in one query, using the one
-definitions of ``_measures`` and the pipeline module's columns, so it gives the same numbers as
+``segment_kpis`` asks the engine one query: deals counted and amounts summed per segment, deal
+outcome and duration (``_measures.outcome_sums``). The per-segment sums, the won deals' median
+cycle and the Kaplan–Meier counts all add up from those rows, using the one definitions of
+``_measures`` and the pipeline and cycle modules, so it gives the same numbers as
 ``pipeline_kpis``, ``cycle_summary``, ``time_to_close`` and ``deal_discounts`` (a test checks
-it) in fewer queries; it adds ``velocity``, whose only definition is here.
+it) in one query instead of four; it adds ``velocity``, whose only definition is here.
 """
 
 from __future__ import annotations
@@ -15,9 +17,22 @@ import numpy as np
 import pandas as pd
 
 from ..data import SalesData
-from ._cycle import time_to_close
-from ._deals import check_dimensions, select_deals
-from ._measures import aggregate, aggregates, median_cycle_days_won, portfolio_discount
+from ._cycle import km_medians
+from ._deals import (
+    check_dimensions,
+    deals,
+    dimension_labels,
+    run_query,
+    select_coded_deals,
+    selection_key,
+)
+from ._measures import (
+    MEDIAN_WON,
+    OUTCOME_COLUMNS,
+    combine,
+    outcome_sums_query,
+    portfolio_discount,
+)
 from ._pipeline import PIPELINE_AGGREGATES, PIPELINE_COLUMNS, pipeline_frame
 from ._stats import MIN_CLOSED
 
@@ -75,25 +90,25 @@ def segment_kpis(
     >>> segment_kpis(load("data/samples/default"), by=["size_band"])  # doctest: +SKIP
     """
     by = check_dimensions(data, by)
-    t = select_deals(data, filters, period, date_field=date_field)
-    # one engine query for every per-group sum (the definitions in _measures), as a
-    # hand-written query would; the same numbers as pipeline_kpis, cycle_summary and
-    # deal_discounts, which each run their own query
-    metrics = aggregates(t, *PIPELINE_AGGREGATES)
-    if "cycle_days" in t.columns:
-        metrics["median_cycle_days_won"] = median_cycle_days_won(t)
-    if "list_amount" in t.columns:
-        metrics.update(aggregates(t, "net_priced", "list_priced"))
-    raw = aggregate(t, by, metrics)
+    have = deals(data).columns
+    median = [MEDIAN_WON] if "cycle_days" in have else []
+    names = [*PIPELINE_AGGREGATES, "net_priced", "list_priced", *median]
+
+    def query():
+        used = [*by, *OUTCOME_COLUMNS, "duration_days"]
+        t = select_coded_deals(data, filters, period, date_field=date_field, columns=used)
+        return outcome_sums_query(t, [*by, "duration_days"], *names, labels=dimension_labels(data))
+
+    key = ("segment_kpis", tuple(by), selection_key(filters, period, date_field), tuple(names))
+    parts = run_query(data, key, query)
+    raw = combine(parts, by, *names)
     out = pipeline_frame(raw, by, min_closed)
-    if "median_cycle_days_won" in raw:
-        out["median_cycle_days_won"] = raw["median_cycle_days_won"].astype(float).to_numpy()
     if "list_priced" in raw:
         out["portfolio_discount"] = portfolio_discount(raw["net_priced"], raw["list_priced"])
-    if "close_date" in t.columns:
-        km = time_to_close(data, by=by, filters=filters, period=period, date_field=date_field)
-        km = km[[*by, "km_median_days_to_close", "km_median_low", "km_median_high"]]
-        out = out.merge(km, on=by, how="left") if by else pd.concat([out, km], axis=1)
+    if median:
+        out[MEDIAN_WON] = raw[MEDIAN_WON].to_numpy()
+    if "close_date" in have:  # km_medians sums the counts per duration and event
+        out = _joined(out, km_medians(parts.rename(columns={"_n": "n"}), by), by)
     for col in SEGMENT_COLUMNS:
         if col not in out.columns:
             out[col] = np.nan
@@ -101,3 +116,11 @@ def segment_kpis(
         out["open"], out["win_rate"], out["asp"], out["km_median_days_to_close"]
     )
     return out[[*by, *SEGMENT_COLUMNS]]
+
+
+def _joined(out: pd.DataFrame, extra: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """``out`` with the columns of ``extra`` (one row per group of ``by``, or one row)."""
+    if not by or out[by].reset_index(drop=True).equals(extra[by].reset_index(drop=True)):
+        extra = extra.drop(columns=by).reset_index(drop=True)
+        return pd.concat([out.reset_index(drop=True), extra], axis=1)
+    return out.merge(extra, on=by, how="left")

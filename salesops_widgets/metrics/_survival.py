@@ -39,6 +39,7 @@ __all__ = [
     "km_from_counts",
     "km_summary",
     "cumulative_incidence_from_counts",
+    "grouped_quantile_from_counts",
     "quantile_from_counts",
 ]
 
@@ -355,19 +356,41 @@ def quantile_from_counts(values: Any, counts: Any, p: float) -> float:
     >>> quantile_from_counts([2, 5, 8], [1, 2, 1], 0.5)  # 2 5 5 8 -> (5 + 5) / 2
     5.0
     """
-    values = np.asarray(values, dtype=float)
-    counts = np.asarray(counts, dtype=float)
+    values = np.asarray(values, dtype=float).ravel()
+    return float(grouped_quantile_from_counts(np.zeros(len(values), int), values, counts, p, 1)[0])
+
+
+def grouped_quantile_from_counts(
+    groups: Any, values: Any, counts: Any, p: float, n_groups: int
+) -> np.ndarray:
+    """:func:`quantile_from_counts` of each group at once: ``groups`` holds each row's group
+    number (0 … n_groups − 1). NaN for a group without a counted value.
+
+    Examples
+    --------
+    >>> grouped_quantile_from_counts([0, 0, 1, 0], [2, 5, 7, 8], [1, 2, 3, 1], 0.5, 3).tolist()
+    [5.0, 7.0, nan]
+    """
+    groups = np.asarray(groups, dtype=np.int64).ravel()
+    values = np.asarray(values, dtype=float).ravel()
+    counts = np.asarray(counts, dtype=float).ravel()
     keep = (counts > 0) & np.isfinite(values)
-    values, counts = values[keep], counts[keep]
-    if counts.sum() == 0:
-        return float("nan")
-    order = np.argsort(values)
-    values, cum = values[order], np.cumsum(counts[order])
-    h = (cum[-1] - 1) * p
+    groups, values, counts = groups[keep], values[keep], counts[keep]
+    order = np.lexsort((values, groups))
+    groups, values, cum = groups[order], values[order], np.cumsum(counts[order])
+    total = np.bincount(groups, weights=counts[order], minlength=n_groups)
+    before = np.r_[0.0, np.cumsum(total)[:-1]]  # deals of the groups sorted before
+    h = (total - 1) * p
     lo, hi = np.floor(h), np.ceil(h)
-    v_lo = values[np.searchsorted(cum, lo, side="right")]
-    v_hi = values[np.searchsorted(cum, hi, side="right")]
-    return float(v_lo + (h - lo) * (v_hi - v_lo))
+    has = total > 0
+    # the row holding the k-th deal (from 0) of a group: the first whose running count > k
+    last = max(len(values) - 1, 0)
+    at_lo = np.minimum(np.searchsorted(cum, before + lo, side="right"), last)
+    at_hi = np.minimum(np.searchsorted(cum, before + hi, side="right"), last)
+    if not len(values):
+        return np.full(n_groups, np.nan)
+    v_lo, v_hi = values[at_lo], values[at_hi]
+    return np.where(has, v_lo + (h - lo) * (v_hi - v_lo), np.nan)
 
 
 def step_at(times: np.ndarray, values: np.ndarray, day: float, start: float = 0.0) -> float:
