@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ipywidgets as w
 import pandas as pd
 import pytest
 
@@ -123,6 +124,26 @@ def test_options_are_the_distinct_values_with_their_counts(sample, raw):
 def test_too_many_values_are_refused(sample):
     with pytest.raises(ParameterError, match="too many"):
         FilterBar(sample, dimensions=["account"])  # 2,500 accounts
+
+
+def test_default_dimensions_with_too_many_values_are_left_out_and_named(sample, raw, monkeypatch):
+    # At 100M rows the synthetic data has 3,574 teams: the dashboards must still open.
+    from salesops_widgets.widgets import _filters
+
+    industries = raw["industry"].nunique()
+    regions = raw["region"].nunique()
+    assert regions < industries  # the sample: a few regions, more industries
+    monkeypatch.setattr(_filters, "MAX_OPTIONS", regions)
+    kept = raw["industry"].iloc[0]
+    bar = FilterBar(sample, filters={"industry": [kept]})
+    assert "industry" not in bar.dimensions and "region" in bar.dimensions
+    assert bar.left_out["industry"] == industries
+    note = " ".join(c.value for c in bar.children if isinstance(c, w.HTML))
+    assert f"industry ({industries:,} values)" in note and "filters=" in note
+    # the parameters' filter on the unlisted dimension applies, and survives a list change
+    region = raw["region"].iloc[0]
+    bar._selects["region"].value = (region,)
+    assert bar.selection["filters"] == {"industry": [kept], "region": [region]}
 
 
 # --------------------------------------------------------------------------------------------

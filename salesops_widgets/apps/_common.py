@@ -20,7 +20,6 @@ __all__ = [
     "dimension_label",
     "dimension_options",
     "filter_arguments",
-    "filter_dimensions",
     "p_text",
 ]
 
@@ -41,7 +40,6 @@ SEGMENT_DIMENSIONS = (
     "pipeline",
     "loss_reason",
 )
-_FILTERS = ("region", "industry", "size_band", "team", "product_family", "deal_type", "lead_source")
 _LABELS = {"size_band": "Company size", "rep_region": "Rep region", "owner": "Rep"}
 
 
@@ -49,12 +47,6 @@ def dimension_options(data: SalesData) -> list[str]:
     """The segment dimensions this data has, in SEGMENT_DIMENSIONS order."""
     have = set(available_dimensions(data))
     return [d for d in SEGMENT_DIMENSIONS if d in have]
-
-
-def filter_dimensions(data: SalesData) -> list[str]:
-    """The dimensions offered in the filter bar (those of the data among the usual seven)."""
-    have = set(available_dimensions(data))
-    return [d for d in _FILTERS if d in have]
 
 
 def dimension_label(dim: str) -> str:

@@ -42,7 +42,6 @@ from ._common import (
     dimension_label,
     dimension_options,
     filter_arguments,
-    filter_dimensions,
 )
 from ._cycle_display import (
     _DAY_COLUMNS,
@@ -263,7 +262,6 @@ class SalesCycleAcceleration(t.HasTraits):
         self._last: dict[str, Any] = {}
         self.filter_bar = FilterBar(
             data,
-            dimensions=filter_dimensions(data),
             **filter_arguments(period, date_field, filters, region),
         )
         self.status = Refresher(debounce=debounce)

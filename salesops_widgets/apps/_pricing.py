@@ -39,7 +39,6 @@ from ._common import (
     dimension_label,
     dimension_options,
     filter_arguments,
-    filter_dimensions,
 )
 from ._pricing_display import (
     _LEAKAGE_LABELS,
@@ -178,7 +177,6 @@ class StickerShock(t.HasTraits):
         self._cells = pd.DataFrame()
         self.filter_bar = FilterBar(
             data,
-            dimensions=filter_dimensions(data),
             **filter_arguments(period, date_field, filters, region),
         )
         self.status = Refresher(debounce=debounce)

@@ -36,7 +36,6 @@ from ._common import (
     dimension_label,
     dimension_options,
     filter_arguments,
-    filter_dimensions,
     p_text,
 )
 
@@ -140,7 +139,6 @@ class SegmentationExplorer(t.HasTraits):
         self._options = dimension_options(data)
         self.filter_bar = FilterBar(
             data,
-            dimensions=filter_dimensions(data),
             **filter_arguments(period, date_field, filters, region),
         )
         self.status = Refresher(debounce=debounce)

@@ -35,7 +35,6 @@ from ._common import (
     dimension_label,
     dimension_options,
     filter_arguments,
-    filter_dimensions,
     p_text,
 )
 
@@ -145,7 +144,6 @@ class StratificationComparisons(t.HasTraits):
         self.period_b = tuple(period_b) if period_b else default_b
         self.filter_bar = FilterBar(
             data,
-            dimensions=filter_dimensions(data),
             **filter_arguments(period, date_field, filters, region),
         )
         self.status = Refresher(debounce=debounce)

@@ -202,8 +202,9 @@ class FilterBar(w.VBox):
     data
         The loaded data; options come from its deals, presets from its as-of date.
     dimensions
-        Dimensions to offer (default: the low-cardinality ones of ``FILTER_DIMENSIONS`` that the
-        data has). A dimension with more than 200 values is refused: filter it in code.
+        Dimensions to offer. Default: those of ``FILTER_DIMENSIONS`` that the data has, less the
+        ones with more than ``MAX_OPTIONS`` values (``left_out``, named under the lists). A
+        dimension named here with more than ``MAX_OPTIONS`` values is refused.
     period, date_field, preset, filters
         The initial state (see the traits). A ``period`` other than the preset's dates makes the
         preset "custom".
@@ -241,13 +242,18 @@ class FilterBar(w.VBox):
         self.as_of = data.as_of
         dims = _choose_dimensions(data, dimensions)
         options = filter_options(data, dims)
-        for dim, values in options.items():
-            if len(values) > MAX_OPTIONS:
+        # too many values for a list: refused when asked for by name, left out (and said so)
+        # when the bar chose its dimensions itself
+        self.left_out = {d: len(v) for d, v in options.items() if len(v) > MAX_OPTIONS}
+        for dim, n in self.left_out.items():
+            if dimensions is not None:
                 raise ParameterError(
-                    f"dimensions={dim!r} has {len(values):,} values, too many for a filter list "
+                    f"dimensions={dim!r} has {n:,} values, too many for a filter list "
                     f"(at most {MAX_OPTIONS}); pass filters={{'{dim}': [...]}} to the metrics "
                     f"functions instead, or choose a dimension with fewer values."
                 )
+        dims = [d for d in dims if d not in self.left_out]
+        self._unlisted = {d: {v for v, _ in options.pop(d)} for d in self.left_out}
         self.set_trait("dimensions", dims)
         self.set_trait("options", options)
         preset = self._initial_preset(preset, period)
@@ -319,7 +325,7 @@ class FilterBar(w.VBox):
     def _valid_filters(self, proposal: dict) -> dict[str, list[str]]:
         clean: dict[str, list[str]] = {}
         for dim, values in proposal["value"].items():
-            if dim not in self.dimensions:
+            if dim not in self.dimensions and dim not in self._unlisted:
                 raise ParameterError(
                     f"filters has dimension {dim!r}, which this filter bar does not offer "
                     f"(it offers: {', '.join(self.dimensions) or 'none'}). Pass "
@@ -328,7 +334,11 @@ class FilterBar(w.VBox):
             if values is None or values == "All" or values == "":
                 continue
             values = [values] if isinstance(values, str) else [str(v) for v in values]
-            known = [v for v, _ in self.options[dim]]
+            known = (
+                [v for v, _ in self.options[dim]]
+                if dim in self.options
+                else sorted(self._unlisted[dim])
+            )
             unknown = [v for v in values if v not in known]
             if unknown:
                 raise ParameterError(
@@ -435,7 +445,19 @@ class FilterBar(w.VBox):
             for dim, select in self._selects.items()
         ]
         dims = w.HBox(columns, layout=w.Layout(flex_flow="row wrap"))
-        return [row, dims, self._message]
+        return [row, dims, w.HTML(self._left_out_html()), self._message]
+
+    def _left_out_html(self) -> str:
+        """Which dimensions have too many values for a list, and how to filter them."""
+        if not self.left_out:
+            return ""
+        parts = [f"{dim.replace('_', ' ')} ({n:,} values)" for dim, n in self.left_out.items()]
+        example = next(iter(self.left_out))
+        css = style(color=COLORS["neutral"], font_size="13px")
+        return (
+            f"<p {css}>Not offered as lists, too many values: {esc(', '.join(parts))}. Filter "
+            f"them in the parameters cell, e.g. filters={esc(repr({example: ['...']}))}.</p>"
+        )
 
     def _sync_controls(self) -> None:
         self._syncing = True
@@ -460,7 +482,9 @@ class FilterBar(w.VBox):
             elif owner is self._date_field:
                 self.date_field = owner.value
             else:
-                self.filters = {d: list(s.value) for d, s in self._selects.items() if s.value}
+                listed = {d: list(s.value) for d, s in self._selects.items() if s.value}
+                kept = {d: v for d, v in self.filters.items() if d not in self._selects}
+                self.filters = {**kept, **listed}  # filters on dimensions not listed stay
             self._message.value = ""
         except SalesOpsError as exc:
             self._message.value = message_html(str(exc), kind="error")
