@@ -299,3 +299,24 @@ def test_static_rendering_has_charts_and_tables(shown, monkeypatch):
     assert "<table" in guidance and "Enterprise" in guidance
     assert "Cap discount at: <b>20%</b>" in shown.what_if_view._repr_mimebundle_()["text/html"]
     assert "Compare: <b>" in shown.controls._repr_mimebundle_()["text/html"]
+
+
+def test_a_dispersion_of_thousands_of_reps_shows_the_highest_medians():
+    # 40 reps, rep k with median discount k/100: the chart keeps reps 10..39 (the 30 highest)
+    import pandas as pd
+
+    from salesops_widgets.apps._pricing_display import _dispersion_chart
+
+    frame = pd.DataFrame(
+        {
+            "owner": [f"rep {k:02d}" for k in range(40)],
+            "median_deal_discount": [k / 100 for k in range(40)],
+            "discount_p25": [k / 100 - 0.01 for k in range(40)],
+            "discount_p75": [k / 100 + 0.01 for k in range(40)],
+            "deals_with_list": [50] * 40,
+        }
+    )
+    spec = _dispersion_chart(frame, "owner").to_dict()
+    rows = next(iter(spec["datasets"].values()))
+    assert {r["owner"] for r in rows} == {f"rep {k:02d}" for k in range(10, 40)}
+    assert "the 30 of 40 with the highest median discount" in str(spec["title"])

@@ -38,6 +38,7 @@ _LEAKAGE_LABELS = {
     "lines_below_floor": "lines below",
 }
 _TOP_REPS = 20  # reps in the leakage chart (the table has them all)
+_MAX_BOXES = 30  # categories in a dispersion chart; beyond, the highest medians are shown
 _STEP = 0.05  # discount bins of the heatmap
 
 
@@ -171,6 +172,9 @@ def _dispersion_chart(frame: _Result, dim: str) -> Any:
     title = f"Discount per won deal by {dimension_label(dim).lower()}"
     if _missing(frame):
         return _unavailable(frame, title)
+    if len(frame) > _MAX_BOXES:  # a box per rep of thousands reads as nothing
+        title += f": the {_MAX_BOXES} of {len(frame):,} with the highest median discount"
+        frame = frame.nlargest(_MAX_BOXES, "median_deal_discount")
     return charts.distribution_box(
         frame,
         category=dim,
