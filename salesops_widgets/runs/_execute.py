@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -175,7 +176,24 @@ def _papermill(job: RunJob, output: Path, tracker: _Tracker) -> None:
         execution_timeout=job.timeout,
         on_cell_start=tracker.start,
         on_cell_executed=tracker.executed,
+        kernel_manager_class=_static_kernel_manager(),
     )
+
+
+def _static_kernel_manager() -> type:
+    """nbclient's kernel manager, starting kernels with ``SALESOPS_RENDER=static``: a scheduled
+    run has no browser, so widgets build only their static rendering (no JupyterChart; see
+    ``salesops_widgets.widgets._static``)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    from ..widgets._static import RENDER_ENV
+
+    class StaticKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            env = {**(kw.pop("env", None) or os.environ), RENDER_ENV: "static"}
+            await super().start_kernel(env=env, **kw)
+
+    return StaticKernelManager
 
 
 def _failure(output: Path, kind: str, message: str, index: int | None) -> CellFailure:

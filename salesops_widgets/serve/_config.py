@@ -105,9 +105,9 @@ def serve(options: ServeOptions) -> None:
     share = str(find_jupyter_data())
     current = os.environ.get("JUPYTER_PATH", "")
     os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (share, current) if p)
-    from voila.app import Voila
+    from ._app import SalesOpsVoila
 
-    app = Voila(config=voila_config(options))
+    app = SalesOpsVoila(config=voila_config(options))
     app.initialize(voila_argv(options))
     try:
         app.start()

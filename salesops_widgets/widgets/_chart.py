@@ -3,6 +3,9 @@
 The chart is shown with ``alt.JupyterChart`` in offline mode: its JavaScript comes from
 vl-convert, never from a CDN. (``JupyterChart(chart, offline=True)`` does not do that: the
 keyword is ignored with a DeprecationWarning; ``JupyterChart.enable_offline()`` does.)
+
+Under ``SALESOPS_RENDER=static`` (``salesops run``: no browser) no JupyterChart is created; the
+chart is kept for its static SVG only (see ``_static``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from altair.utils.selection import PointSelection
 from ..errors import ParameterError
 from ._html import esc, message_html
 from ._refresh import NO_DEALS, EmptyState
-from ._static import static_mimebundle
+from ._static import static_mimebundle, static_only
 
 __all__ = ["ChartView", "chart_is_empty", "selected_values"]
 
@@ -64,6 +67,22 @@ def selected_values(selection: PointSelection | None) -> dict[str, list[Any]]:
             if value not in values:
                 values.append(value)
     return out
+
+
+def point_selections(chart: alt.TopLevelMixin) -> list[str]:
+    """The names of the chart's top-level point selections with fields or encodings: the ones
+    ``JupyterChart.selections`` exposes as a ``PointSelection``."""
+    names = []
+    params = getattr(chart, "params", alt.Undefined)
+    for param in params if params is not alt.Undefined else ():
+        select = getattr(param, "select", alt.Undefined)
+        if select is alt.Undefined:
+            continue
+        select = select if isinstance(select, dict) else select.to_dict()
+        if select["type"] == "point" and (select.get("fields") or select.get("encodings")):
+            name = param.name
+            names.append(name.to_json().strip('"') if isinstance(name, alt.ParameterName) else name)
+    return names
 
 
 def _jupyter_chart(chart: alt.TopLevelMixin) -> alt.JupyterChart:
@@ -114,7 +133,8 @@ class ChartView(w.VBox):
 
     @property
     def widget(self) -> alt.JupyterChart | None:
-        """The underlying JupyterChart (None until a non-empty chart was shown)."""
+        """The underlying JupyterChart (None until a non-empty chart was shown, and always
+        under ``SALESOPS_RENDER=static``)."""
         return self._jc
 
     @t.validate("chart")
@@ -144,6 +164,10 @@ class ChartView(w.VBox):
             self._empty.message = blank
             self.children = [self._empty]
             return
+        if static_only():  # no browser will show it: keep the chart for its SVG only
+            self._followed = self._selection_name(point_selections(self.chart))
+            self.children = []
+            return
         if self._jc is None:
             self._jc = _jupyter_chart(self.chart)
         elif self._jc.chart is not self.chart:
@@ -160,6 +184,12 @@ class ChartView(w.VBox):
             for name in selections.trait_names()
             if isinstance(getattr(selections, name), PointSelection)
         ]
+        name = self._followed = self._selection_name(points)
+        if name is not None:
+            selections.observe(self._on_selection, names=name)
+
+    def _selection_name(self, points: list[str]) -> str | None:
+        """The selection to follow among the chart's point selections ``points``."""
         name = self.selection or (points[0] if points else None)
         if name is not None and name not in points:
             raise ParameterError(
@@ -167,9 +197,7 @@ class ChartView(w.VBox):
                 f"selections: {', '.join(points) or 'none'}). Add "
                 f'alt.selection_point(name="{name}", fields=[...]) to the chart.'
             )
-        self._followed = name
-        if name is not None:
-            selections.observe(self._on_selection, names=name)
+        return name
 
     def _on_selection(self, change: dict) -> None:
         self.set_trait("selected", selected_values(change["new"]))

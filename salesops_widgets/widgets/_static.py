@@ -9,6 +9,12 @@ the HTML.
 The static part is skipped under Voilà (which sets ``VOILA_*`` variables in its kernels'
 environment), where nobody reads it. ``SALESOPS_STATIC=1`` forces it on, ``SALESOPS_STATIC=0`` off.
 
+``SALESOPS_RENDER=static`` goes one step further: no front end will ever show a live widget, so
+widgets build only their static rendering. ``salesops run`` sets it for its kernels. A
+``ChartView`` then keeps its chart for the SVG and creates no ``alt.JupyterChart``, which saves
+the 2-3 s of ``enable_offline()`` per kernel and about 900 KB of JavaScript per chart in the
+executed notebook's widget state. The report shows every chart all the same (as inline SVG).
+
 To give a composed dashboard the same fallback, use ``static_mimebundle`` as its
 ``_repr_mimebundle_``: it walks the children and joins their static renderings::
 
@@ -23,9 +29,18 @@ from typing import Any
 
 import ipywidgets as w
 
-__all__ = ["STATIC_ENV", "static_enabled", "static_html", "static_mimebundle", "under_voila"]
+__all__ = [
+    "RENDER_ENV",
+    "STATIC_ENV",
+    "static_enabled",
+    "static_html",
+    "static_mimebundle",
+    "static_only",
+    "under_voila",
+]
 
 STATIC_ENV = "SALESOPS_STATIC"
+RENDER_ENV = "SALESOPS_RENDER"  # "static": no live widgets at all (set by salesops run)
 # set by Voilà 0.5 in every kernel it starts (voila/handler.py and voila_kernel_manager.py)
 _VOILA_ENV = ("VOILA_BASE_URL", "VOILA_SERVER_URL", "VOILA_APP_PORT", "VOILA_PREHEAT")
 
@@ -35,14 +50,20 @@ def under_voila() -> bool:
     return any(name in os.environ for name in _VOILA_ENV)
 
 
+def static_only() -> bool:
+    """True when no front end will show live widgets (``SALESOPS_RENDER=static``)."""
+    return os.environ.get(RENDER_ENV, "").strip().lower() == "static"
+
+
 def static_enabled() -> bool:
-    """Whether bundles carry the static rendering: ``SALESOPS_STATIC``, else not under Voilà."""
+    """Whether bundles carry the static rendering: ``SALESOPS_STATIC``, else always under
+    ``SALESOPS_RENDER=static``, else not under Voilà."""
     flag = os.environ.get(STATIC_ENV, "").strip().lower()
     if flag in ("1", "true", "yes", "on"):
         return True
     if flag in ("0", "false", "no", "off"):
         return False
-    return not under_voila()
+    return static_only() or not under_voila()
 
 
 def static_html(widget: Any) -> str:
