@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -192,18 +193,14 @@ def voila_url(sample_dirs: dict[str, Path], request: pytest.FixtureRequest) -> I
         _stop(proc)
 
 
-@pytest.fixture(scope="session")
-def serve_url(sample_dirs: dict[str, Path], request: pytest.FixtureRequest) -> Iterator[str]:
-    """Base URL of ``salesops serve`` on a free port, serving notebooks/ on the default sample.
-
-    Unlike ``voila_url``, this is the production set-up: sources stripped, tracebacks hidden,
-    URL parameters mapped onto the parameters cell. Its log goes to tmp/artifacts/.
-    """
+@contextmanager
+def salesops_serve(data: Path, log_name: str, *args: str) -> Iterator[str]:
+    """Run ``salesops serve --data DATA [ARGS]`` on a free port and yield its base URL; its
+    log goes to tmp/artifacts/LOG_NAME."""
     port = free_port()
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
-    worker = getattr(request.config, "workerinput", {}).get("workerid", "main")  # pytest-xdist
-    log = ARTIFACTS_DIR / f"serve-{worker}.log"
-    cmd = [*_salesops_command(), "serve", f"--port={port}", "--data", str(sample_dirs["default"])]
+    log = ARTIFACTS_DIR / log_name
+    cmd = [*_salesops_command(), "serve", f"--port={port}", "--data", str(data), *args]
     with log.open("w") as out:
         proc = subprocess.Popen(
             cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -214,6 +211,23 @@ def serve_url(sample_dirs: dict[str, Path], request: pytest.FixtureRequest) -> I
         yield url
     finally:
         _stop(proc)
+
+
+def worker_id(config: pytest.Config) -> str:
+    """The pytest-xdist worker ("gw0", ...), or "main" without xdist."""
+    return getattr(config, "workerinput", {}).get("workerid", "main")
+
+
+@pytest.fixture(scope="session")
+def serve_url(sample_dirs: dict[str, Path], request: pytest.FixtureRequest) -> Iterator[str]:
+    """Base URL of ``salesops serve`` on a free port, serving notebooks/ on the default sample.
+
+    Unlike ``voila_url``, this is the production set-up: sources stripped, tracebacks hidden,
+    URL parameters mapped onto the parameters cell. Its log goes to tmp/artifacts/.
+    """
+    log_name = f"serve-{worker_id(request.config)}.log"
+    with salesops_serve(sample_dirs["default"], log_name) as url:
+        yield url
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,6 +275,14 @@ def is_local(url: str) -> bool:
     return (parts.hostname or "") in LOCAL_HOSTS
 
 
+# anywidget 0.11 gives a chart widget's model 2 s to load its JavaScript (for a JupyterChart,
+# the 900 KB offline vega bundle, compiled once per chart), then rejects a promise nobody awaits:
+# an uncaught "Failed to initialize model." while the model goes on loading and its chart is
+# drawn all the same. On a busy machine a page of 14 charts takes longer than that. The tests
+# that allow it count the charts drawn.
+ANYWIDGET_WATCHDOG = "[anywidget] Failed to initialize model."
+
+
 @dataclass
 class PageLog:
     """What a page did: every request and websocket URL, console errors and uncaught errors."""
@@ -273,6 +295,11 @@ class PageLog:
     def external_requests(self) -> list[str]:
         return [url for url in self.requests if not is_local(url)]
 
+    @property
+    def uncaught_errors(self) -> list[str]:
+        """``page_errors`` but anywidget's start-up watchdog (``ANYWIDGET_WATCHDOG``)."""
+        return [error for error in self.page_errors if error != ANYWIDGET_WATCHDOG]
+
 
 @pytest.fixture
 def page_log() -> PageLog:
@@ -280,10 +307,9 @@ def page_log() -> PageLog:
     return PageLog()
 
 
-@pytest.fixture
-def page(browser, page_log: PageLog, request: pytest.FixtureRequest):
-    """A fresh page that records into ``page_log``, blocks requests to any non-local host,
-    and leaves a screenshot and its HTML under tmp/artifacts/ when the test fails."""
+def recorded_page(browser, log: PageLog):
+    """A new browser context and page that record into ``log`` and block (but record) every
+    request to a non-local host: ``(context, page)``; close the context when done."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     # Block, but record (the "request" event still fires), anything that would leave the machine.
     context.route(
@@ -291,25 +317,53 @@ def page(browser, page_log: PageLog, request: pytest.FixtureRequest):
         lambda route: route.continue_() if is_local(route.request.url) else route.abort(),
     )
     pg = context.new_page()
-    pg.on("request", lambda req: page_log.requests.append(req.url))
-    pg.on("websocket", lambda ws: page_log.requests.append(ws.url))
+    pg.on("request", lambda req: log.requests.append(req.url))
+    pg.on("websocket", lambda ws: log.requests.append(ws.url))
     pg.on(
         "console",
         lambda msg: (
-            page_log.console_errors.append(f"{msg.text} ({msg.location})")
+            log.console_errors.append(f"{msg.text} ({msg.location})")
             if msg.type == "error"
             else None
         ),
     )
-    pg.on("pageerror", lambda exc: page_log.page_errors.append(str(exc)))
+    pg.on("pageerror", lambda exc: log.page_errors.append(str(exc)))
+    return context, pg
+
+
+@pytest.fixture
+def page(browser, page_log: PageLog, request: pytest.FixtureRequest):
+    """A fresh page that records into ``page_log``, blocks requests to any non-local host,
+    and leaves a screenshot and its HTML under tmp/artifacts/ when the test fails."""
+    context, pg = recorded_page(browser, page_log)
     yield pg
-    report = request.node.stash.get(_REPORTS, {}).get("call")
-    if report is not None and report.failed:
-        _save_artifacts(pg, request.node.nodeid)
-    context.close()
+    if call_failed(request.node):
+        save_artifacts(pg, request.node.nodeid)
+    close(context, pg)
 
 
-def _save_artifacts(pg, nodeid: str) -> None:
+def close(context, pg) -> None:
+    """Close the page as a reader does (its beforeunload shuts its Voilà kernel down), then its
+    context."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        pg.close(run_before_unload=True)
+    except PlaywrightError as exc:
+        if "has been closed" not in str(exc):  # a test closed it already
+            raise
+    finally:
+        context.close()
+
+
+def call_failed(item: pytest.Item) -> bool:
+    """True when the test's call phase failed (for fixtures' teardown)."""
+    report = item.stash.get(_REPORTS, {}).get("call")
+    return report is not None and report.failed
+
+
+def save_artifacts(pg, nodeid: str) -> None:
+    """A full-page screenshot and the HTML of ``pg`` under tmp/artifacts/, named after the test."""
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid)
     try:

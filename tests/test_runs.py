@@ -460,6 +460,49 @@ def test_all_runs_every_notebook_in_parallel_and_reports_each(tmp_path):
     assert len(list((tmp_path / "broken" / "failed").iterdir())) == 1
 
 
+@pytest.mark.notebook
+def test_run_kernels_render_static_only(tmp_path, monkeypatch):
+    """salesops run starts its kernels with SALESOPS_RENDER=static: a ChartView builds no
+    JupyterChart (no 900 KB of JavaScript saved per chart), and the report still has the chart."""
+    monkeypatch.delenv("SALESOPS_RENDER", raising=False)
+    v4 = nbformat.v4
+    nb = v4.new_notebook(
+        cells=[
+            v4.new_code_cell(
+                'data_path: str = ""  # set by --data', metadata={"tags": ["parameters"]}
+            ),
+            v4.new_code_cell(
+                "import os\nimport altair as alt\nimport pandas as pd\n"
+                "from salesops_widgets.widgets import ChartView\n"
+                'frame = pd.DataFrame({"region": ["EMEA", "APAC"], "n": [3, 4]})\n'
+                'pick = alt.selection_point(name="pick", fields=["region"])\n'
+                'chart = alt.Chart(frame).mark_bar().encode(x="region", y="n").add_params(pick)\n'
+                'view = ChartView(chart, selection="pick")\n'
+                'print("render:", os.environ.get("SALESOPS_RENDER"), "widget:", view.widget)'
+            ),
+            v4.new_code_cell("view"),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    nbformat.write(nb, tmp_path / "static.ipynb")
+
+    result = salesops_run(tmp_path / "static.ipynb", out=tmp_path / "out")
+
+    assert result.exit_code == 0, result.output
+    assert "SALESOPS_RENDER" not in os.environ  # set for the kernel only
+    folder = read_latest(tmp_path / "out" / "static")
+    executed = read_nb(folder / "static.ipynb")
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "render: static widget: None" in printed
+    state = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert [m["model_name"] for m in state.values() if "_esm" in m["state"]] == []
+    assert sum(len(json.dumps(m)) for m in state.values()) < 20_000
+    html = (folder / "static.html").read_text()
+    assert html.count("<svg") == 1 and "EMEA" in html
+
+
 # --------------------------------------------------------------------------------------------------
 # The data-quality notebook on the sample, and both reports in a browser
 

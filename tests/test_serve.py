@@ -6,6 +6,7 @@ Adding a dashboard to the live checks is one line in DASHBOARDS.
 
 from __future__ import annotations
 
+import contextlib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -43,6 +44,7 @@ DASHBOARDS = [
 ]
 
 RENDER_TIMEOUT_MS = 180_000
+WIDGETS_TIMEOUT_MS = 90_000  # the widgets' views, after the cells (a loaded CI machine)
 ERROR_MARKERS = ("Traceback", "There was an error when executing cell", "could not be computed")
 
 
@@ -278,9 +280,23 @@ def test_bad_url_parameter_gives_a_friendly_page(page, page_log, serve_url):
 def test_dashboard_renders_offline_with_url_parameters(
     page, page_log, serve_url, notebook, params, expected
 ):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     page.goto(f"{serve_url}voila/render/{notebook}?{params}", timeout=RENDER_TIMEOUT_MS)
     cells = page.locator("#rendered_cells")
     cells.wait_for(state="visible", timeout=RENDER_TIMEOUT_MS)
+    # Voilà shows the cells once they have run, but the page may draw their outputs later (on a
+    # loaded machine they were missing when read at once): the texts are waited for. On a
+    # timeout, the assertions below name what is missing.
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.wait_for_function(
+            """words => {
+                const text = document.querySelector('#rendered_cells').innerText;
+                return words.every(w => text.includes(w));
+            }""",
+            arg=expected,
+            timeout=WIDGETS_TIMEOUT_MS,
+        )
 
     text = cells.inner_text()
     errors = [marker for marker in ERROR_MARKERS if marker in text]

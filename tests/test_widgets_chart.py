@@ -96,3 +96,22 @@ def test_a_message_chart_shows_its_message_not_a_chart():
     assert isinstance(view.children[0], EmptyState)
     assert view.children[0].message == "Choose a second dimension"
     assert "Choose a second dimension" in view.to_static_html()
+
+
+def test_static_only_keeps_the_chart_for_its_svg(monkeypatch):
+    """SALESOPS_RENDER=static (salesops run's kernels): no JupyterChart, the SVG all the same."""
+    monkeypatch.setenv("SALESOPS_RENDER", "static")
+    view = ChartView(_chart(), selection="pick")
+    assert view.widget is None and view.children == ()
+    bundle = view._repr_mimebundle_()
+    assert bundle["image/svg+xml"].startswith("<svg") and "EMEA" in bundle["image/svg+xml"]
+    assert "<svg" in bundle["text/html"]
+    view.chart = _chart(pd.DataFrame({"team": ["T1", "T2"], "n": [1, 2]}), field="team")
+    assert view.widget is None and "T2" in view.svg()
+    view.chart = None
+    assert isinstance(view.children[0], EmptyState)
+    # a selection the chart does not have is refused as it is with a live chart
+    with pytest.raises(ParameterError, match="selection_point"):
+        ChartView(_chart(), selection="brush")
+    with pytest.raises(ParameterError, match="point selections: segment"):
+        ChartView(_chart(name="segment"), selection="pick")
