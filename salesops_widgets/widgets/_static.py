@@ -12,7 +12,7 @@ environment), where nobody reads it. ``SALESOPS_STATIC=1`` forces it on, ``SALES
 ``SALESOPS_RENDER=static`` goes one step further: no front end will ever show a live widget, so
 widgets build only their static rendering. ``salesops run`` sets it for its kernels. A
 ``ChartView`` then keeps its chart for the SVG and creates no ``alt.JupyterChart``, which saves
-the 2-3 s of ``enable_offline()`` per kernel and about 900 KB of JavaScript per chart in the
+the JavaScript bundling of ``enable_offline()`` and about 900 KB of JavaScript per chart in the
 executed notebook's widget state. The report shows every chart all the same (as inline SVG).
 
 To give a composed dashboard the same fallback, use ``static_mimebundle`` as its
