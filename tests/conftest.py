@@ -283,6 +283,19 @@ def is_local(url: str) -> bool:
 ANYWIDGET_WATCHDOG = "[anywidget] Failed to initialize model."
 
 
+def wait_for_texts(page, texts: list[str], timeout_ms: float) -> None:
+    """Wait until the rendered cells of a Voila page show every one of ``texts``: Voila shows
+    the cells once they have run, but the page may draw their outputs later."""
+    page.wait_for_function(
+        """texts => {
+            const text = document.querySelector('#rendered_cells').innerText;
+            return texts.every(t => text.includes(t));
+        }""",
+        arg=texts,
+        timeout=timeout_ms,
+    )
+
+
 @dataclass
 class PageLog:
     """What a page did: every request and websocket URL, console errors and uncaught errors."""

@@ -27,7 +27,14 @@ from typing import Any
 import pandas as pd
 import pytest
 from _helpers import ROOT
-from conftest import PageLog, call_failed, close, recorded_page, save_artifacts
+from conftest import (
+    PageLog,
+    call_failed,
+    close,
+    recorded_page,
+    save_artifacts,
+    wait_for_texts,
+)
 
 from salesops_widgets import load, metrics
 from salesops_widgets.widgets import KPI_CARDS
@@ -290,14 +297,7 @@ def opened(request, browser, serve_url, data):
                 timeout=RENDER_TIMEOUT_MS,
             )
         if texts:
-            page.wait_for_function(
-                """texts => {
-                    const text = document.querySelector('#rendered_cells').innerText;
-                    return texts.every(t => text.includes(t));
-                }""",
-                arg=texts,
-                timeout=RENDER_TIMEOUT_MS,
-            )
+            wait_for_texts(page, texts, RENDER_TIMEOUT_MS)
         page.wait_for_load_state("networkidle")
     except Exception:
         save_artifacts(page, f"{request.node.nodeid}[{dashboard.notebook}]-load")

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 from _helpers import ROOT
+from conftest import wait_for_texts
 from tornado.web import HTTPError
 from typer.testing import CliRunner
 
@@ -289,14 +290,7 @@ def test_dashboard_renders_offline_with_url_parameters(
     # loaded machine they were missing when read at once): the texts are waited for. On a
     # timeout, the assertions below name what is missing.
     with contextlib.suppress(PlaywrightTimeoutError):
-        page.wait_for_function(
-            """words => {
-                const text = document.querySelector('#rendered_cells').innerText;
-                return words.every(w => text.includes(w));
-            }""",
-            arg=expected,
-            timeout=WIDGETS_TIMEOUT_MS,
-        )
+        wait_for_texts(page, expected, WIDGETS_TIMEOUT_MS)
 
     text = cells.inner_text()
     errors = [marker for marker in ERROR_MARKERS if marker in text]
