@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +17,9 @@ from salesops_widgets.metrics import deals, select_deals, wilson_interval
 from salesops_widgets.metrics._deals import (
     NOT_SET,
     available_dimensions,
+    decode_outcome,
     dimension_labels,
+    outcome_code,
     select_coded_deals,
 )
 
@@ -112,6 +115,72 @@ def test_dimensions_get_dictionary_codes_in_label_order(tiny):
     # the public tables show labels only
     assert not [c for c in deals(tiny).columns if c.startswith("_c_")]
     assert not [c for c in select_deals(tiny, {"region": "NA"}).columns if c.startswith("_c_")]
+
+
+def test_kept_keys_pack_the_outcome_and_hold_won_days_and_default_band(tiny):
+    kept = select_coded_deals(tiny).to_pandas().set_index("opportunity_id")
+    # _outcome = 9 x (list price > 0: True 0, False 1, NULL 2) + (open 0, lost 1, won 2)
+    # O1 won, list 100: 0 + 2 = 2; O2 lost, no list: 18 + 1 = 19
+    # O3 open, list 100: 0 + 0 = 0; O4 won, list 0: 9 + 2 = 11
+    assert kept["_outcome"].to_dict() == {"O1": 2, "O2": 19, "O3": 0, "O4": 11}
+    # won deals' days: O1 Jan 1 -> Jan 31 = 30; O4 Mar 1 -> Mar 20 = 19; the others none
+    won_days = kept["_won_duration"].astype(float).fillna(-1).to_dict()
+    assert won_days == {"O1": 30, "O2": -1, "O3": -1, "O4": 19}
+    # default bands 0-5-10-15-20-25-30-100%: O1 80 of 100 is 20% off: band 4 [20, 25); O3 100
+    # of 100, 0% off: band 0; no discount (no band) without a list price > 0
+    bands = kept["_discount_band"].astype(float).fillna(-1).to_dict()
+    assert bands == {"O1": 4, "O2": -1, "O3": 0, "O4": -1}
+    # the public tables do not show them
+    for public in (deals(tiny), select_deals(tiny)):
+        assert not {"_outcome", "_won_duration", "_discount_band"} & set(public.columns)
+
+
+def test_decode_outcome_gives_back_the_three_flags_with_nulls():
+    # 2: won (closed, won), priced; 19 = 2 x 9 + 1: lost (closed, not won), priced NULL;
+    # 5: pair 5 = (NULL, True), priced; 12 = 9 + 3: (False, True), priced False
+    closed, won, priced = decode_outcome(pd.Series([2, 19, 5, 12], dtype="uint8"))
+    assert closed.tolist() == [True, True, None, False] and closed.dtype == object
+    assert won.tolist() == [True, False, True, True] and won.dtype == bool
+    assert priced.tolist() == [True, None, True, False]
+    # every triple survives a round trip through the engine's code
+    flags = (True, False, None)
+    triples = [(c, w, p) for c in flags for w in flags for p in flags]
+    frame = pd.DataFrame(triples, columns=["c", "w", "p"]).astype("boolean")
+    t = ibis.memtable(frame)
+    codes = t.select(k=outcome_code(t.c, t.w, t.p)).to_pandas()["k"]
+    assert sorted(codes) == list(range(27))
+    back = list(zip(*(s.tolist() for s in decode_outcome(codes)), strict=True))
+    assert back == [tuple(None if pd.isna(v) else bool(v) for v in row) for row in triples]
+
+
+def test_kpi_queries_group_by_the_kept_keys_as_a_perfect_hash(sample_dirs):
+    # the point of the kept keys: DuckDB runs the GROUP BY as a direct array lookup when the
+    # keys are stored integer columns with small ranges; computed keys would lose that
+    from benchmarks.refresh import refresh_library
+
+    data = load(sample_dirs["default"])
+    refresh_library(data)
+    # the sample is too small for the perfect hash to pay (see _perfect_hash_bits); allow it
+    data.con.con.execute("SET perfect_ht_threshold = 20")
+    plans = data._cache["queries"]
+    for kpi in ("segment_kpis", "discount_bands"):
+        (sql,) = [sql for key, (sql, _, _) in plans.items() if key[0] == kpi]
+        plan = data.con.con.execute("EXPLAIN " + sql).fetchall()[0][1]
+        assert "PERFECT_HASH_GROUP_BY" in plan, kpi
+
+
+@pytest.mark.parametrize(
+    ("rows", "bits"),
+    [
+        (4_000, 12),  # DuckDB's default below 2^15 deals
+        (1_000_000, 16),  # 2^19 <= 1M < 2^20: 19 - 3
+        (5_000_000, 19),  # 2^22 <= 5M < 2^23: 22 - 3
+        (10_000_000, 20),  # 2^23 <= 10M < 2^24: 23 - 3
+        (10**9, 20),  # at most a million entries
+    ],
+)
+def test_perfect_hash_bits_grow_with_the_deals(rows, bits):
+    assert deals_module._perfect_hash_bits(rows) == bits
 
 
 @pytest.mark.parametrize(

@@ -175,8 +175,11 @@ def test_won_duration_gives_the_won_median_from_fewer_rows(seven_data):
     names = ["opportunities", "won", "lost", MEDIAN_WON]
     parts = outcome_sums(t, [won_duration(t)], *names)
     # won a, b, g (10, 40, 70 days) each keep their duration; the 2 lost and 2 open deals have
-    # none, so they fall into one row per outcome: 3 + 1 + 1 rows
-    assert len(parts) == 5 and sorted(parts["duration_days"].dropna()) == [10, 40, 70]
+    # none, so they fall into one row per outcome, split (on the kept deals table, whose packed
+    # outcome key holds it) by list price: lost c (list 250) and e (none), open d (500) and f
+    # (list 0) are all different. 3 + 2 + 2 rows, not one per deal's duration (7 + ...)
+    assert len(parts) == 7 and sorted(parts["duration_days"].dropna()) == [10, 40, 70]
+    assert parts.loc[parts["duration_days"].isna(), "is_won"].eq(False).all()
     assert combine(parts, [], *names).iloc[0].tolist() == [7, 3, 2, 40.0]  # median of 10 40 70
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._deals import code_column
+from ._deals import code_column, decode_outcome
 from ._stats import MIN_CLOSED, small_n, wilson_interval
 from ._survival import grouped_quantile_from_counts
 
@@ -116,6 +116,11 @@ def _values(t: ibis.Table) -> dict[str, ibis.NumericValue]:
     return values
 
 
+def _priced(t: Any) -> Any:
+    """The deals with a list price (list_amount > 0): those the pricing sums are over."""
+    return t.list_amount > 0
+
+
 def _available(names: Sequence[str], have: set[str], priced: bool = True) -> list[str]:
     """The aggregates of ``names`` (default: all) whose value and deals ``have`` holds."""
     unknown = [n for n in names if n not in AGGREGATES]
@@ -159,7 +164,7 @@ def aggregates(t: ibis.Table, *names: str, priced: bool = True) -> dict[str, ibi
     values = _values(t)
     deals: dict[str, Any] = {"all": None, **outcomes(t)}
     if "list_amount" in t.columns:
-        deals["priced"] = t.list_amount > 0
+        deals["priced"] = _priced(t)
     m: dict[str, ibis.Value] = {}
     for name in _available(names, {*values, *deals}, priced):
         value, which = _DEFINITIONS[name]
@@ -254,8 +259,11 @@ def won_duration(t: ibis.Table) -> ibis.Value:
 
     A key for :func:`outcome_sums` when :func:`combine` needs the won deals' median cycle but
     nothing else per duration: the same median from fewer rows than ``duration_days`` itself
-    (which the Kaplan–Meier counts need) gives.
+    (which the Kaplan–Meier counts need) gives. The kept deals table stores it
+    (``_won_duration``, built by this function), which lets the engine group by it faster.
     """
+    if "_won_duration" in t.columns:
+        return t._won_duration.name("duration_days")
     days = t.duration_days
     return ibis.ifelse(outcomes(t)["won"], days, ibis.null(days.type())).name("duration_days")
 
@@ -274,7 +282,9 @@ def outcome_sums(
     (for ``net_priced`` / ``list_priced``) ``_priced`` (list_amount > 0), then ``_n`` (deals)
     and, as needed, ``_amount``, ``_list_amount`` and ``_weighted`` (Σ amount × probability);
     in no particular order. ``by`` and ``labels`` as in :func:`aggregate`; ``t`` needs only the
-    columns of :data:`OUTCOME_COLUMNS` it has, and those of ``by``.
+    columns of :data:`OUTCOME_COLUMNS` it has, and those of ``by``. On the kept deals table
+    the engine groups by the three outcome keys packed in one stored column (``_outcome``,
+    ``_deals.outcome_code``), a faster key, and they are unpacked on the rows.
     """
     query, finish = outcome_sums_query(t, by, *names, labels=labels)
     return finish(query.execute())
@@ -291,12 +301,27 @@ def outcome_sums_query(
     values = _values(t)
     have = {"all", *outcomes(t), *values, *(["priced"] if "list_amount" in values else [])}
     wanted = [_DEFINITIONS[n] for n in _available([n for n in names if n != MEDIAN_WON], have)]
-    keys = [t.is_closed, t.is_won]
-    if any(which == "priced" for _, which in wanted):
-        keys.append((t.list_amount > 0).name("_priced"))
+    priced = any(which == "priced" for _, which in wanted)
+    packed = "_outcome" in t.columns
+    if packed:
+        keys = [t._outcome]
+    else:
+        keys = [t.is_closed, t.is_won, *([_priced(t).name("_priced")] if priced else [])]
     summed = {value for value, _ in wanted}
     sums = {"_n": t.count(), **{f"_{v}": values[v].sum() for v in _VALUES if v in summed}}
-    return _grouped(t, [*by, *keys], sums, labels, ordered=False)
+    query, finish = _grouped(t, [*by, *keys], sums, labels, ordered=False)
+    if not packed:
+        return query, finish
+
+    def unpacked(out: pd.DataFrame) -> pd.DataFrame:
+        out = finish(out)
+        closed, won, has_list = decode_outcome(out.pop("_outcome"))
+        out["is_closed"], out["is_won"] = closed, won
+        if priced:
+            out["_priced"] = has_list
+        return out
+
+    return query, unpacked
 
 
 # The columns of the deals :func:`outcome_sums` reads.
@@ -305,15 +330,18 @@ OUTCOME_COLUMNS = ("is_closed", "is_won", "amount", "list_amount", "probability"
 
 def _outcome_masks(parts: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per row of :func:`outcome_sums`: True where its deals are in each set of deals."""
-    flags = parts[["is_closed", "is_won"]]
-    if all(dtype == np.dtype(bool) for dtype in flags.dtypes):  # no NULL flag: numpy
-        masks = outcomes(SimpleNamespace(**{c: flags[c].to_numpy() for c in flags}))
+    flags = {c: parts[c] for c in ("is_closed", "is_won")}
+    if all(f.dtype == np.dtype(bool) for f in flags.values()):  # no NULL flag: numpy
+        masks = outcomes(SimpleNamespace(**{c: f.to_numpy() for c, f in flags.items()}))
     else:  # NULL flags: pandas' nullable booleans follow SQL's three-valued logic
-        masks = outcomes(flags.astype("boolean"))
+        masks = outcomes(pd.DataFrame(flags).astype("boolean"))
         masks = {k: m.fillna(False).to_numpy(dtype=bool) for k, m in masks.items()}
     masks["all"] = np.ones(len(parts), dtype=bool)
     if "_priced" in parts:
-        masks["priced"] = parts["_priced"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        priced = parts["_priced"]
+        if priced.dtype != np.dtype(bool):
+            priced = priced.astype("boolean").fillna(False)
+        masks["priced"] = priced.to_numpy(dtype=bool)
     return masks
 
 
@@ -344,21 +372,26 @@ def combine(parts: pd.DataFrame, by: Sequence[str], *names: str) -> pd.DataFrame
     values = {None: parts["_n"], **{k: parts[f"_{k}"] for k in _VALUES if f"_{k}" in parts}}
     median = MEDIAN_WON in names
     sums = _available([n for n in names if n != MEDIAN_WON], {*values, *masks} - {None})
-    ids, out = _group_numbers(parts, by)
+    ids, groups = _group_numbers(parts, by)
+    n = len(groups)
+    found: dict[str, np.ndarray] = {}
     for name in sums:
         value, which = _DEFINITIONS[name]
         v = values[value].to_numpy(dtype=float, na_value=np.nan)
         counted = masks[which] & ~np.isnan(v)
-        total = np.bincount(ids, weights=np.where(counted, v, 0.0), minlength=len(out))
+        total = np.bincount(ids, weights=np.where(counted, v, 0.0), minlength=n)
         if value is None:
-            out[name] = total.astype("int64")
+            found[name] = total.astype("int64")
         else:  # a sum over no value is NULL in SQL
-            out[name] = np.where(np.bincount(ids, counted, minlength=len(out)) > 0, total, np.nan)
+            found[name] = np.where(np.bincount(ids, counted, minlength=n) > 0, total, np.nan)
     if median:
         days = parts["duration_days"].to_numpy(dtype=float, na_value=np.nan)
         won = np.where(masks["won"] & masks["closed"], parts["_n"].to_numpy(dtype=float), 0.0)
-        out[MEDIAN_WON] = grouped_quantile_from_counts(ids, days, won, 0.5, len(out))
-    return out[[*by, *(n for n in names or sums if n in out)]]
+        found[MEDIAN_WON] = grouped_quantile_from_counts(ids, days, won, 0.5, n)
+    # one frame built at once: adding columns one by one costs more than the sums
+    columns = {b: groups[b] for b in by}
+    columns.update({k: found[k] for k in (names or sums) if k in found})
+    return pd.DataFrame(columns, index=groups.index)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -76,18 +76,18 @@ def pipeline_frame(raw: pd.DataFrame, by: list[str], min_closed: int) -> pd.Data
     weighted = np.full(len(raw), np.nan)
     if "weighted_pipeline" in raw:  # 0 where nothing is open; NaN where no open deal has one
         weighted = np.where(counts["open"] == 0, 0.0, raw["weighted_pipeline"].astype(float))
-    out = raw[by].copy()
-    out[_COUNTS] = counts
-    out["closed"] = rates.pop("closed")
+    columns: dict[str, Any] = {b: raw[b].reset_index(drop=True) for b in by}
+    columns.update({c: counts[c].to_numpy() for c in _COUNTS})
+    columns["closed"] = rates.pop("closed")
     small = rates.pop("small_n")
-    out = out.assign(**rates)
-    out["value_win_rate"] = value_win_rate(bookings, lost_amount)
-    out["bookings"] = bookings.to_numpy()
-    out["asp"] = asp(bookings, counts["won"])
-    out["open_pipeline"] = open_pipeline.to_numpy()
-    out["weighted_pipeline"] = weighted
-    out["small_n"] = small
-    return out.reset_index(drop=True)
+    columns.update(rates)
+    columns["value_win_rate"] = value_win_rate(bookings, lost_amount)
+    columns["bookings"] = bookings.to_numpy()
+    columns["asp"] = asp(bookings, counts["won"])
+    columns["open_pipeline"] = open_pipeline.to_numpy()
+    columns["weighted_pipeline"] = weighted
+    columns["small_n"] = small
+    return pd.DataFrame(columns)  # built at once: adding columns one by one costs more
 
 
 def pipeline_kpis(

@@ -16,9 +16,8 @@ import pandas as pd
 
 from ..data import SalesData
 from ..errors import MissingDataError, ParameterError
-from ._deals import check_dimensions, select_deals
+from ._deals import DISCOUNT_BANDS, band_index, check_dimensions, select_deals
 from ._measures import aggregate, aggregates, outcomes, portfolio_discount, price_realization
-from ._pricing import DISCOUNT_BANDS, _band_index
 from ._stats import MIN_CLOSED, small_n, wilson_interval
 
 __all__ = [
@@ -310,7 +309,7 @@ def lost_on_price(
     bands = _check_edges(bands, "bands")
     t = select_deals(data, filters, period, date_field=date_field)
     t = t.filter(t.is_closed & (t.list_amount > 0))
-    t = t.mutate(_band=_band_index(t.discount, bands))
+    t = t.mutate(_band=band_index(t.discount, bands))
     t = t.filter(t._band.notnull())
     is_ = outcomes(t)
     on_price = is_["lost"] & t.loss_reason.lower().contains(reason.lower()).fill_null(False)

@@ -18,6 +18,8 @@ import pandas as pd
 from ..data import SalesData
 from ..errors import ParameterError
 from ._deals import (
+    DISCOUNT_BANDS,
+    band_index,
     check_dimensions,
     deals,
     dimension_labels,
@@ -52,7 +54,6 @@ __all__ = [
     "price_waterfall",
 ]
 
-DISCOUNT_BANDS = (0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 1.0)
 # Off-invoice elements per unit, in waterfall order (canonical line_items columns).
 OFF_INVOICE = ("rebate", "freight", "payment_terms_cost")
 _STATUSES = ("all", "won", "closed", "open", "lost")
@@ -550,16 +551,6 @@ def _leakage_frame(wide: pd.DataFrame, extra: pd.DataFrame, by: list[str]) -> pd
 # Win rate and cycle by discount band
 
 
-def _band_index(discount: ibis.Value, bands: Sequence[float]) -> ibis.Value:
-    """Index of the band [bands[i], bands[i+1]) holding the discount; the last band is closed.
-
-    NULL outside the bands (e.g. a negative discount: net above list)."""
-    # one comparison per band, in order, once the deals outside every band are set aside
-    outside = discount.isnull() | (discount < bands[0]) | (discount > bands[-1])
-    cases = [(discount < high, i) for i, high in enumerate(bands[1:-1])]
-    return ibis.cases((outside, ibis.null("int64")), *cases, else_=len(bands) - 2)
-
-
 def discount_bands(
     data: SalesData,
     *,
@@ -598,7 +589,10 @@ def discount_bands(
     def query():
         used = [*by, *OUTCOME_COLUMNS, "discount", *cycle]
         t = select_coded_deals(data, filters, period, date_field=date_field, columns=used)
-        band = _band_index(t.discount, bands).name("_band")  # deals() rounds it to 9 decimals
+        if tuple(bands) == DISCOUNT_BANDS and "_discount_band" in t.columns:
+            band = t._discount_band.name("_band")  # kept with the deals (_deals.band_index)
+        else:
+            band = band_index(t.discount, bands).name("_band")  # deals() rounds it to 9 places
         # one query: deals and amounts per group, band, outcome (and the won deals' duration,
         # for their median; _measures.outcome_sums). Deals outside the bands come back as the
         # NULL band and are dropped here: a filter on the band would make the engine compute it
@@ -617,12 +611,11 @@ def discount_bands(
 
 def _complete_bands(raw: pd.DataFrame, by: list[str], n: int) -> pd.DataFrame:
     """Every band for every group present (by=(): every band), empty ones with NaN."""
-    if by:
-        groups = raw[by].drop_duplicates()
-        full = groups.merge(pd.DataFrame({"_band": range(n)}), how="cross")
-    else:
-        full = pd.DataFrame({"_band": range(n)})
     raw = raw.astype({"_band": "int64"})
+    if not by:  # one row per band, in order
+        return raw.set_index("_band").reindex(range(n)).rename_axis("_band").reset_index()
+    groups = raw[by].drop_duplicates()
+    full = groups.merge(pd.DataFrame({"_band": range(n)}), how="cross")
     return full.merge(raw, on=[*by, "_band"], how="left").sort_values([*by, "_band"])
 
 
