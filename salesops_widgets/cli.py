@@ -231,19 +231,24 @@ _KPI_VIEW = (
     ("lost", lambda r: _num(r.lost)),
     (
         "win rate (95% CI)",
-        lambda r: (
-            "too few to say"
-            if r.small_n
-            else f"{_pct(r.win_rate)} ({_pct(r.win_rate_low)}–{_pct(r.win_rate_high)})"
+        lambda r: _unless_few(
+            r, f"{_pct(r.win_rate)} ({_pct(r.win_rate_low)}–{_pct(r.win_rate_high)})"
         ),
     ),
-    ("ASP", lambda r: _num(r.asp)),
+    ("ASP", lambda r: _unless_few(r, _num(r.asp))),
     ("bookings", lambda r: _num(r.bookings)),
-    ("won cycle (median d)", lambda r: _num(r.median_cycle_days_won)),
+    ("won cycle (median d)", lambda r: _unless_few(r, _num(r.median_cycle_days_won))),
     ("time to close (KM median d)", lambda r: _num(r.km_median_days_to_close)),
     ("discount", lambda r: _pct(r.portfolio_discount)),
-    ("velocity /day", lambda r: _num(r.velocity)),
+    # velocity multiplies the win rate and ASP, so it is no surer than they are
+    ("velocity /day", lambda r: _unless_few(r, _num(r.velocity))),
 )
+
+
+def _unless_few(row, text: str) -> str:
+    """``text``, or "too few to say" on a row with too few closed deals (as the dashboards
+    show the rates and averages of closed deals)."""
+    return "too few to say" if row.small_n else text
 
 
 def _print_kpis(table, by: list[str], loaded) -> None:

@@ -276,3 +276,36 @@ def test_kpis_rejects_an_unknown_date_field():
     assert result.exit_code != 0
     assert "date_field='updated'" in result.output and "closed_date" in result.output
     assert "Traceback" not in result.output
+
+
+def test_kpis_table_says_too_few_for_rates_and_averages_of_few_closed_deals():
+    import pandas as pd
+
+    from salesops_widgets import load
+    from salesops_widgets.cli import _KPI_VIEW
+    from salesops_widgets.metrics import segment_kpis
+
+    # deal type A: 2 won, 1 lost, 1 open, 3 closed deals (< 30); B: 30 won, 10 lost
+    stages = ["Closed Won"] * 2 + ["Closed Lost", "Proposal"] + ["Closed Won"] * 30
+    stages += ["Closed Lost"] * 10
+    n = len(stages)
+    opps = pd.DataFrame(
+        {
+            "opportunity_id": [f"O{i}" for i in range(n)],
+            "created_date": ["2025-01-01"] * n,
+            "close_date": ["2025-02-01"] * n,
+            "amount": [100.0] * n,
+            "stage": stages,
+            "deal_type": ["A"] * 4 + ["B"] * 40,
+        }
+    )
+    table = segment_kpis(load({"opportunities": opps}, as_of="2025-03-01"), by=["deal_type"])
+    views = {}
+    for row in table.itertuples(index=False):
+        views[row.deal_type] = {header: get(row) for header, get in _KPI_VIEW}
+    few = [h for h, text in views["A"].items() if text == "too few to say"]
+    assert few == ["win rate (95% CI)", "ASP", "won cycle (median d)", "velocity /day"]
+    assert views["A"]["won"] == "2" and views["A"]["bookings"] == "200"
+    # B has 40 closed deals: numbers; win rate 30 / 40 = 75%
+    assert not [h for h, text in views["B"].items() if text == "too few to say"]
+    assert views["B"]["win rate (95% CI)"].startswith("75")
