@@ -366,11 +366,11 @@ def _perfect_hash_bits(rows: int) -> int:
 
 def _keys(t: ibis.Table) -> dict[str, ibis.Value]:
     """The key columns (``_KEY_COLUMNS``) that ``t``, the deals with their measures, supports."""
-    from ._measures import won_duration  # _measures builds on this module
+    from ._measures import _priced, won_duration  # _measures builds on this module
 
     keys: dict[str, ibis.Value] = {}
     if {"is_closed", "is_won"} <= set(t.columns):
-        priced = t.list_amount > 0 if "list_amount" in t.columns else ibis.null("boolean")
+        priced = _priced(t) if "list_amount" in t.columns else ibis.null("boolean")
         keys["_outcome"] = outcome_code(t.is_closed, t.is_won, priced)
         if "duration_days" in t.columns:
             keys["_won_duration"] = won_duration(t)
