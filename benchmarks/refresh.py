@@ -154,6 +154,18 @@ def _finish_bands(disc: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------- SQL
 
 
+def _band_cases() -> str:
+    """The WHEN clauses of a SQL CASE giving each deal's band label: [low, high) on the discount
+    rounded to 9 decimals, the last band closed (as the library documents); DOUBLE literals,
+    since a bare 0.10 is a DECIMAL in DuckDB."""
+    edges = list(zip(BANDS[:-1], BANDS[1:], strict=True))
+    return " ".join(
+        f"WHEN round(discount, 9) >= {lo}::DOUBLE AND round(discount, 9) "
+        f"{'<=' if i == len(edges) - 1 else '<'} {hi}::DOUBLE THEN '{label}'"
+        for i, ((lo, hi), label) in enumerate(zip(edges, _band_labels(), strict=True))
+    )
+
+
 LABEL_WHERE = "region IN ('NA', 'EMEA') AND deal_type IN ('New Business', 'Expansion')"
 
 
@@ -199,14 +211,7 @@ def refresh_sql(
         for name, part in counts.groupby(SEGMENT)
     }
     seg["km_median_days_to_close"] = seg[SEGMENT].map(km)
-    # [low, high) on the discount rounded to 9 decimals, the last band closed (as the library
-    # documents); DOUBLE literals, since a bare 0.10 is a DECIMAL in DuckDB
-    edges = list(zip(BANDS[:-1], BANDS[1:], strict=True))
-    cases = " ".join(
-        f"WHEN round(discount, 9) >= {lo}::DOUBLE AND round(discount, 9) "
-        f"{'<=' if i == len(edges) - 1 else '<'} {hi}::DOUBLE THEN '{label}'"
-        for i, ((lo, hi), label) in enumerate(zip(edges, _band_labels(), strict=True))
-    )
+    cases = _band_cases()
     disc = con.execute(
         f"""
         SELECT band, count(*) AS opportunities,
@@ -237,12 +242,7 @@ def refresh_sql_grouped(
         FROM {table} WHERE {where} GROUP BY ALL
         """
     ).df()
-    edges = list(zip(BANDS[:-1], BANDS[1:], strict=True))
-    cases = " ".join(
-        f"WHEN round(discount, 9) >= {lo}::DOUBLE AND round(discount, 9) "
-        f"{'<=' if i == len(edges) - 1 else '<'} {hi}::DOUBLE THEN '{label}'"
-        for i, ((lo, hi), label) in enumerate(zip(edges, _band_labels(), strict=True))
-    )
+    cases = _band_cases()
     band_rows = con.execute(
         f"""
         SELECT band, won_days, status, count(*) AS n, sum(net) AS net, sum(list) AS list
