@@ -432,14 +432,14 @@ def _breakdown(data, repeat: int) -> dict:
     """Where the library's refresh spends its time: each KPI call, and the engine alone on the
     compiled SQL it keeps (``_deals.run_query``); the rest is Python (pandas, numpy, statistics)."""
     from salesops_widgets import metrics
-    from salesops_widgets.metrics._deals import _fetch
+    from salesops_widgets.metrics._deals import _fetch, compiled_queries
 
     calls = {
         "segment_kpis": lambda: metrics.segment_kpis(data, by=[SEGMENT], filters=FILTERS),
         "discount_bands": lambda: metrics.discount_bands(data, filters=FILTERS, bands=BANDS),
     }
     out = {f"{name}_ms": round(_time(fn, repeat)[0], 1) for name, fn in calls.items()}
-    for key, (sql, schema, _) in data._cache.get("queries", {}).items():
+    for key, (sql, schema, _) in compiled_queries(data).items():
         engine = _time(lambda: data.con.con.sql(sql).to_arrow_table(), repeat)[0]  # noqa: B023
         fetched = _time(lambda: _fetch(data.con, sql, schema), repeat)[0]  # noqa: B023
         out[f"{key[0]}_engine_ms"] = round(engine, 1)

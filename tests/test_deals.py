@@ -162,7 +162,7 @@ def test_kpi_queries_group_by_the_kept_keys_as_a_perfect_hash(sample_dirs):
     refresh_library(data)
     # the sample is too small for the perfect hash to pay (see _perfect_hash_bits); allow it
     data.con.con.execute("SET perfect_ht_threshold = 20")
-    plans = data._cache["queries"]
+    plans = deals_module.compiled_queries(data)
     for kpi in ("segment_kpis", "discount_bands"):
         (sql,) = [sql for key, (sql, _, _) in plans.items() if key[0] == kpi]
         plan = data.con.con.execute("EXPLAIN " + sql).fetchall()[0][1]

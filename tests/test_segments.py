@@ -157,7 +157,7 @@ def test_kept_queries_are_bounded(monkeypatch):
         for f in (["A"], ["B"], ["A", "B"], ["A"])
     ]
     assert counts == [[4], [1], [5], [4]]  # A: A1-A4; B: B1
-    assert len(tiny._cache["queries"]) == 2  # the oldest went first
+    assert len(_deals.compiled_queries(tiny)) == 2  # the oldest went first
 
 
 def test_engines_we_do_not_own_give_the_same_table():
@@ -165,7 +165,7 @@ def test_engines_we_do_not_own_give_the_same_table():
     other.engine_owned = False  # as for a database that is not our embedded engine
     kw = {"by": ["deal_type"], "filters": {"deal_type": ["A", "B"]}}
     theirs = segment_kpis(other, **kw)
-    assert "queries" not in other._cache  # nothing compiled is kept: Ibis runs every query
+    assert not _deals.compiled_queries(other)  # nothing compiled is kept: Ibis runs every query
     pd.testing.assert_frame_equal(theirs, segment_kpis(owned, **kw))
     assert theirs["opportunities"].tolist() == [4, 1]  # A: A1-A4, B: B1
 

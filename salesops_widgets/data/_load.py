@@ -11,17 +11,18 @@ import datetime as _dt
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import ibis
 
+from .._dates import date_parameter
 from ..errors import (
     DataSourceError,
     MissingDataError,
     NoUsableDataError,
-    ParameterError,
     SchemaError,
 )
 from ._mapping import Mapping, TableMapping, _norm, resolve_mapping
@@ -60,6 +61,9 @@ _UNMATCHED = {
 }
 
 
+_MISSING = object()
+
+
 class SalesData:
     """Canonical sales tables on one engine, with the report of how they were loaded.
 
@@ -86,7 +90,7 @@ class SalesData:
         self.mapping = mapping
         # True when the engine is our embedded DuckDB, where derived tables may be cached
         self.engine_owned = engine_owned
-        self._cache: dict[str, Any] = {}
+        self._derived: dict[str, Any] = {}
 
     @property
     def tables(self) -> dict[str, ibis.Table]:
@@ -123,6 +127,17 @@ class SalesData:
             )
         return t
 
+    def derived(self, key: str, build: Callable[[], Any]) -> Any:
+        """A value derived from these tables (a kept table, labels, compiled queries), built
+        by ``build()`` on first use and kept for the life of this object under ``key``.
+
+        The tables never change after :func:`load`, so what is derived from them stays true.
+        """
+        found = self._derived.get(key, _MISSING)
+        if found is _MISSING:
+            found = self._derived[key] = build()
+        return found
+
     def __repr__(self) -> str:
         parts = ", ".join(f"{name}={self.report.tables[name].rows_used:,}" for name in self._tables)
         return f"SalesData(as_of={self.as_of}, {parts})"
@@ -140,19 +155,11 @@ class _Context:
 
 
 def _parse_as_of(as_of: Any) -> _dt.date | None:
-    if as_of is None or as_of == "":
-        return None
-    if isinstance(as_of, _dt.datetime):
-        return as_of.date()
-    if isinstance(as_of, _dt.date):
-        return as_of
-    try:
-        return _dt.date.fromisoformat(str(as_of).strip())
-    except ValueError:
-        raise ParameterError(
-            f"as_of={as_of!r} is not a date. Write it as YYYY-MM-DD, e.g. as_of='2026-09-30', "
-            f"or leave it empty to use the latest date in the data."
-        ) from None
+    hint = (
+        "write it as YYYY-MM-DD, e.g. as_of='2026-09-30', or leave it empty to use the latest "
+        "date in the data"
+    )
+    return date_parameter(as_of, "as_of", hint=hint)
 
 
 def _norm_expr(value: ibis.StringValue) -> ibis.StringValue:

@@ -567,10 +567,7 @@ def _closed_stage_names(data: SalesData) -> tuple[set[str], set[str]]:
     From the mapping's stage map, plus the current stages of opportunities that only ever hold
     won (or only lost) deals. A property of the loaded data: computed once per SalesData.
     """
-    cached = data._cache.get("closed_stage_names")
-    if cached is None:
-        cached = data._cache["closed_stage_names"] = _find_closed_stage_names(data)
-    return cached
+    return data.derived("closed_stage_names", lambda: _find_closed_stage_names(data))
 
 
 def _find_closed_stage_names(data: SalesData) -> tuple[set[str], set[str]]:
@@ -605,14 +602,14 @@ def _stage_positions(data: SalesData, sh: ibis.Table) -> pd.DataFrame:
 
     A property of the loaded data (all of stage_history): computed once per SalesData.
     """
-    cached = data._cache.get("stage_positions")
-    if cached is None:
+
+    def build() -> pd.DataFrame:
         w = ibis.window(group_by=sh.opportunity_id, order_by=[sh.entered_at])
         h = sh.mutate(_pos=ibis.row_number().over(w))
         pos = h.group_by("stage").aggregate(med=h._pos.median(), mean=h._pos.mean()).to_pandas()
-        cached = pos.dropna(subset=["stage"]).sort_values(["med", "mean", "stage"])
-        data._cache["stage_positions"] = cached
-    return cached
+        return pos.dropna(subset=["stage"]).sort_values(["med", "mean", "stage"])
+
+    return data.derived("stage_positions", build)
 
 
 def _stage_codes(

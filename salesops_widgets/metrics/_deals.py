@@ -37,6 +37,7 @@ import ibis.expr.operations as ops
 import numpy as np
 import pandas as pd
 
+from .._dates import date_parameter
 from ..data import SalesData
 from ..errors import MissingDataError, ParameterError
 
@@ -238,14 +239,14 @@ def deals(data: SalesData) -> ibis.Table:
     open deals: the time-to-close observation with open deals censored), and ``discount``
     (1 − amount / list_amount where list_amount > 0, rounded to 9 decimals).
     """
-    cached = data._cache.get("deals")
-    if cached is None:
-        cached = _kept_deals(data)
-        hidden = _hidden_columns(data)
+
+    def build() -> ibis.Table:
+        kept, hidden = _kept_deals(data), _hidden_columns(data)
         if hidden:  # only on the embedded engine: a view of the kept table without them
-            cached = data.con.create_view("_deals_labels", cached.drop(*hidden), overwrite=True)
-        data._cache["deals"] = cached
-    return cached
+            return data.con.create_view("_deals_labels", kept.drop(*hidden), overwrite=True)
+        return kept
+
+    return data.derived("deals", build)
 
 
 def _hidden_columns(data: SalesData) -> list[str]:
@@ -260,15 +261,28 @@ def dimension_labels(data: SalesData) -> dict[str, tuple[str, ...]]:
 
     Empty when the engine is not the embedded DuckDB: nothing is coded there.
     """
-    _kept_deals(data)
-    return data._cache["dimension_labels"]
+    return _kept(data).labels
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """The kept deals table, and per coded dimension its labels and label -> code."""
+
+    table: ibis.Table
+    labels: dict[str, tuple[str, ...]]
+    codes: dict[str, dict[str, int]]
+
+
+def _kept(data: SalesData) -> _Kept:
+    return data.derived("kept_deals", lambda: _build_kept(data))
 
 
 def _kept_deals(data: SalesData) -> ibis.Table:
     """The deals table with its code columns: built once, and kept on the embedded engine."""
-    cached = data._cache.get("coded_deals")
-    if cached is not None:
-        return cached
+    return _kept(data).table
+
+
+def _build_kept(data: SalesData) -> _Kept:
     coded = data.engine_owned  # codes are worth building only where the table is kept
     labels: dict[str, tuple[str, ...]] = {}
 
@@ -344,10 +358,8 @@ def _kept_deals(data: SalesData) -> ibis.Table:
         out = data.con.create_table("_deals", out, overwrite=True)
         rows = int(out.count().execute())
         data.con.con.execute(f"SET perfect_ht_threshold = {_perfect_hash_bits(rows)}")
-    data._cache["dimension_labels"] = labels
-    data._cache["dimension_codes"] = {d: {v: i for i, v in enumerate(f)} for d, f in labels.items()}
-    data._cache["coded_deals"] = out
-    return out
+    codes_of = {d: {v: i for i, v in enumerate(f)} for d, f in labels.items()}
+    return _Kept(out, labels, codes_of)
 
 
 def _perfect_hash_bits(rows: int) -> int:
@@ -393,19 +405,6 @@ class Selection:
     date_field: str = "created_date"
 
 
-def _date(value: Any, name: str) -> _dt.date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, _dt.datetime):
-        return value.date()
-    if isinstance(value, _dt.date):
-        return value
-    try:
-        return _dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ParameterError(f"{name}={value!r} is not a date; write it as YYYY-MM-DD.") from None
-
-
 def make_selection(
     filters: Mapping[str, Any] | None = None,
     period: tuple[Any, Any] | None = None,
@@ -425,7 +424,7 @@ def make_selection(
             values = [values]
         clean[dim] = tuple(str(v) for v in values)
     start, end = period or (None, None)
-    start, end = _date(start, "period start"), _date(end, "period end")
+    start, end = date_parameter(start, "period start"), date_parameter(end, "period end")
     if start and end and start > end:
         raise ParameterError(f"period start {start} is after its end {end}; swap them.")
     return Selection(clean, start, end, date_field)
@@ -461,15 +460,16 @@ def select_coded_deals(
     """
     sel = make_selection(filters, period, date_field)
     check_dimensions(data, sel.filters, parameter="filters")
-    t = _kept_deals(data)
+    kept = _kept(data)
+    t = kept.table
     if columns is not None:
         wanted = [*columns, *sel.filters, sel.date_field]
-        wanted += [code_column(c) for c in wanted if c in data._cache["dimension_labels"]]
+        wanted += [code_column(c) for c in wanted if c in kept.labels]
         wanted += _KEY_COLUMNS
         t = t.select(*(c for c in dict.fromkeys(wanted) if c in t.columns))
     for dim, values in sel.filters.items():
         if values:
-            t = t.filter(_is_in(t, dim, values, data._cache["dimension_codes"].get(dim)))
+            t = t.filter(_is_in(t, dim, values, kept.codes.get(dim)))
     if sel.date_field == "closed_date" and "closed_date" not in t.columns:
         raise MissingDataError(
             "date_field='closed_date' needs close_date on opportunities; map "
@@ -538,7 +538,7 @@ def run_query(
     if not data.engine_owned:
         query, finish = build()
         return finish(query.execute())
-    plans = data._cache.setdefault("queries", {})
+    plans = compiled_queries(data)
     plan = plans.get(key)
     if plan is None:
         query, finish = build()
@@ -551,6 +551,12 @@ def run_query(
         plans[key] = plan
     sql, schema, finish = plan
     return finish(_fetch(data.con, sql, schema))
+
+
+def compiled_queries(data: SalesData) -> dict[Hashable, tuple]:
+    """The compiled queries :func:`run_query` keeps for ``data`` (key -> SQL, schema, finish),
+    oldest first; empty when the engine is not the embedded one."""
+    return data.derived("queries", dict)
 
 
 def _fetch(backend: Any, sql: str, schema: ibis.Schema) -> pd.DataFrame:

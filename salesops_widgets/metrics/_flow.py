@@ -16,9 +16,10 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from .._dates import date_parameter
 from ..data import SalesData
 from ..errors import ParameterError
-from ._deals import _date, check_dimensions, select_deals
+from ._deals import check_dimensions, select_deals
 from ._measures import aggregate, outcomes
 
 __all__ = ["FLOW_MOVEMENTS", "pipeline_flow"]
@@ -75,7 +76,7 @@ def _measures(t: ibis.Table, start: _dt.date, end: _dt.date) -> dict[str, ibis.V
 
 
 def _check_dates(start: Any, end: Any, as_of: _dt.date) -> tuple[_dt.date, _dt.date]:
-    a, b = _date(start, "start"), _date(end, "end")
+    a, b = date_parameter(start, "start"), date_parameter(end, "end")
     if a is None or b is None:
         raise ParameterError("pipeline_flow needs start and end dates (YYYY-MM-DD).")
     if a >= b:
