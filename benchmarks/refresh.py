@@ -296,7 +296,8 @@ def sql_on_codes(data) -> tuple[str, str, dict] | None:
     """``where``, ``segment`` and ``decode`` for :func:`refresh_sql` on the code columns of
     the kept deals table (the filter values looked up in the dictionaries, as an analyst would
     after reading them); None when the engine has no codes."""
-    from salesops_widgets.metrics._deals import code_column, dimension_labels
+    from salesops_widgets.metrics._codes import code_column
+    from salesops_widgets.metrics._deals import dimension_labels
 
     labels = dimension_labels(data)
     if not all(d in labels for d in [*FILTERS, SEGMENT]):
@@ -430,9 +431,10 @@ def _ms(a: float | None) -> float | None:
 
 def _breakdown(data, repeat: int) -> dict:
     """Where the library's refresh spends its time: each KPI call, and the engine alone on the
-    compiled SQL it keeps (``_deals.run_query``); the rest is Python (pandas, numpy, statistics)."""
+    compiled SQL it keeps (``_engine.run_query``); the rest is Python (pandas, numpy,
+    statistics)."""
     from salesops_widgets import metrics
-    from salesops_widgets.metrics._deals import _fetch, compiled_queries
+    from salesops_widgets.metrics._engine import _fetch, compiled_queries
 
     calls = {
         "segment_kpis": lambda: metrics.segment_kpis(data, by=[SEGMENT], filters=FILTERS),

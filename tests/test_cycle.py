@@ -16,12 +16,9 @@ from statsmodels.duration.survfunc import SurvfuncRight
 
 from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
-from salesops_widgets.metrics._cycle import (
-    close_date_pushes,
-    cycle_stats,
-    cycle_summary,
-    stage_durations,
-    stuck_deals,
+from salesops_widgets.metrics._cycle import cycle_stats, cycle_summary
+from salesops_widgets.metrics._stages import close_date_pushes, stage_durations, stuck_deals
+from salesops_widgets.metrics._time_to_close import (
     time_to_close,
     time_to_close_curves,
     time_to_win,

@@ -13,7 +13,7 @@ import pytest
 
 from salesops_widgets import load, metrics
 from salesops_widgets.errors import MissingDataError, ParameterError
-from salesops_widgets.metrics._cycle_views import (
+from salesops_widgets.metrics._cycle import (
     cycle_histogram,
     cycle_quantiles,
     open_deal_aging,

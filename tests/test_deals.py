@@ -12,14 +12,11 @@ from statsmodels.stats.proportion import proportion_confint
 
 from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
-from salesops_widgets.metrics import _deals as deals_module
-from salesops_widgets.metrics import deals, select_deals, wilson_interval
+from salesops_widgets.metrics import _codes, _engine, deals, select_deals, wilson_interval
+from salesops_widgets.metrics._codes import NOT_SET, decode_outcome, outcome_code
 from salesops_widgets.metrics._deals import (
-    NOT_SET,
     available_dimensions,
-    decode_outcome,
     dimension_labels,
-    outcome_code,
     select_coded_deals,
 )
 
@@ -160,9 +157,9 @@ def test_kpi_queries_group_by_the_kept_keys_as_a_perfect_hash(sample_dirs):
 
     data = load(sample_dirs["default"])
     refresh_library(data)
-    # the sample is too small for the perfect hash to pay (see _perfect_hash_bits); allow it
+    # the sample is too small for the perfect hash to pay (see _engine.perfect_hash_bits); allow it
     data.con.con.execute("SET perfect_ht_threshold = 20")
-    plans = deals_module.compiled_queries(data)
+    plans = _engine.compiled_queries(data)
     for kpi in ("segment_kpis", "discount_bands"):
         (sql,) = [sql for key, (sql, _, _) in plans.items() if key[0] == kpi]
         plan = data.con.con.execute("EXPLAIN " + sql).fetchall()[0][1]
@@ -180,7 +177,7 @@ def test_kpi_queries_group_by_the_kept_keys_as_a_perfect_hash(sample_dirs):
     ],
 )
 def test_perfect_hash_bits_grow_with_the_deals(rows, bits):
-    assert deals_module._perfect_hash_bits(rows) == bits
+    assert _engine.perfect_hash_bits(rows) == bits
 
 
 @pytest.mark.parametrize(
@@ -241,7 +238,7 @@ def test_engines_we_do_not_own_use_the_labels():
 
 
 def test_dimensions_with_too_many_labels_keep_only_the_text(monkeypatch):
-    monkeypatch.setattr(deals_module, "MAX_CODES", 3)  # industry has 3 labels, stage 4
+    monkeypatch.setattr(_codes, "MAX_CODES", 3)  # industry has 3 labels, stage 4
     data = _three_deals()
     labels = dimension_labels(data)
     assert labels["deal_type"] == (NOT_SET, "New", "Renewal") and "stage" not in labels

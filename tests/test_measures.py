@@ -23,7 +23,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from salesops_widgets import load
 from salesops_widgets.metrics import select_deals
-from salesops_widgets.metrics._deals import dimension_labels, select_coded_deals
+from salesops_widgets.metrics._deals import dimension_labels, select_coded_deals, won_duration
 from salesops_widgets.metrics._measures import (
     AGGREGATES,
     MEDIAN_WON,
@@ -40,7 +40,6 @@ from salesops_widgets.metrics._measures import (
     value_win_rate,
     win_rate,
     win_rate_columns,
-    won_duration,
 )
 
 approx = pytest.approx
@@ -322,7 +321,7 @@ FORMULAS: dict[str, tuple[str, list[str]]] = {
         "_measures.py",
         [r"cycle_days\.(median|quantile)\([^)]*is_won"],
     ),
-    "deal outcomes, per-group counts and sums: call _measures.outcomes / aggregates": (
+    "deal outcomes summed per group: call _measures.aggregates": (
         "_measures.py",
         [
             # a money sum over an outcome (bookings, lost amount, open pipeline); a sum over
@@ -330,8 +329,19 @@ FORMULAS: dict[str, tuple[str, list[str]]] = {
             r"amount\.sum\(\s*where\s*=[^)]*(is_won|is_closed|won|lost|open|closed)",
             r"count\(\s*where\s*=[^)]*is_(won|closed)",
             r"is_(won|closed)\.cast\([^)]*\)\.sum\(",
-            r"is_closed\s*&\s*~",
         ],
+    ),
+    "deal outcomes (open, won, lost, closed): call _deals.outcomes": (
+        "_deals.py",
+        [r"is_closed\s*&\s*~"],
+    ),
+    "priced deal = list_amount > 0: call _deals.priced": (
+        "_deals.py",
+        [r"list_amount\s*>\s*0\b"],
+    ),
+    "corridor check 0 <= low < high <= 1: call _pricing.check_corridor": (
+        "_pricing.py",
+        [r"0\s*<=\s*\w*low\w*\s*<=?\s*\w*high\w*\s*<=\s*1"],
     ),
 }
 
@@ -382,6 +392,11 @@ def _hits(source: str) -> list[tuple[str, str]]:
         ("m = {'bookings': t.amount.sum(where=t.is_won)}", "deal outcomes"),
         ("m = {'closed': t.is_closed.cast('int64').sum()}", "deal outcomes"),
         ("m = {'lost': t.count(where=t.is_closed & ~t.is_won)}", "deal outcomes"),
+        ("lost = t.is_closed & ~t.is_won", "deal outcomes (open"),
+        ("t = t.filter(t.list_amount > 0)", "priced deal"),
+        ("p = t.filter(t.is_closed & (t.list_amount > 0))", "priced deal"),
+        ("ok = 0 <= low <= high <= 1", "corridor check"),
+        ("ok = not 0 <= low < high <= 1", "corridor check"),
     ],
 )
 def test_formula_patterns_catch_the_formulas(line, formula):
@@ -397,6 +412,8 @@ def test_formula_patterns_catch_the_formulas(line, formula):
         "pocket_pct = pocket / j.list_price",
         "long['share_of_list'] = ratio(long['amount'], long['list'])",  # waterfall shares
         "'''Docstrings may say win_rate = won / closed.'''",
+        "li = li.filter(li.list_price > 0)",  # a line item's list price, not the deal's
+        "ok = 0 <= floor <= target <= stretch <= 1",  # guidance percentiles
     ],
 )
 def test_formula_patterns_leave_other_code_alone(line):

@@ -17,7 +17,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
-from salesops_widgets.metrics import _deals
+from salesops_widgets.metrics import _engine
 from salesops_widgets.metrics._pricing import (
     deal_discounts,
     discount_bands,
@@ -400,7 +400,7 @@ def test_discount_bands_list_every_band_per_group(banded):
 def test_discount_bands_is_one_engine_query(banded, monkeypatch):
     discount_bands(banded, bands=BANDS)  # builds the deals table first
     backend, queries = type(banded.con), []
-    execute, fetch = backend.execute, _deals._fetch
+    execute, fetch = backend.execute, _engine._fetch
 
     def counted(self, expr, **kw):
         queries.append(expr)
@@ -411,7 +411,7 @@ def test_discount_bands_is_one_engine_query(banded, monkeypatch):
         return fetch(backend_, sql, schema)
 
     monkeypatch.setattr(backend, "execute", counted)
-    monkeypatch.setattr(_deals, "_fetch", fetched)
+    monkeypatch.setattr(_engine, "_fetch", fetched)
     kw = {"by": ["owner_id"], "bands": BANDS, "filters": {"owner_id": ["X", "Y"]}}
     out = discount_bands(banded, **kw)
     assert len(queries) == 1  # counts, sums and the won median from one grouped query

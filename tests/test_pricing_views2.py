@@ -12,7 +12,7 @@ from scipy import stats
 from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
 from salesops_widgets.metrics import DISCOUNT_BANDS, discount_cap_what_if
-from salesops_widgets.metrics._pricing_views2 import discount_band_tests, discount_cell_deals
+from salesops_widgets.metrics._price_views import discount_band_tests, discount_cell_deals
 
 
 @pytest.fixture(scope="module")

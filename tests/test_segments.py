@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from salesops_widgets import load
 from salesops_widgets.cli import app
-from salesops_widgets.metrics import _deals, segment_kpis, time_to_close, velocity
+from salesops_widgets.metrics import _engine, segment_kpis, time_to_close, velocity
 from salesops_widgets.metrics._segments import SEGMENT_COLUMNS
 
 # The columns issue 3 requires of `salesops kpis`.
@@ -105,7 +105,7 @@ def _count_queries(data, monkeypatch) -> list:
     """Every engine query a KPI runs from now on: through Ibis, or as SQL kept by run_query;
     and every compilation (appended as "compile")."""
     backend, queries = type(data.con), []
-    execute, compile_, fetch = backend.execute, backend.compile, _deals._fetch
+    execute, compile_, fetch = backend.execute, backend.compile, _engine._fetch
 
     def counted(self, expr, **kw):
         queries.append(expr)
@@ -121,7 +121,7 @@ def _count_queries(data, monkeypatch) -> list:
 
     monkeypatch.setattr(backend, "execute", counted)
     monkeypatch.setattr(backend, "compile", compiled)
-    monkeypatch.setattr(_deals, "_fetch", fetched)
+    monkeypatch.setattr(_engine, "_fetch", fetched)
     return queries
 
 
@@ -150,14 +150,14 @@ def test_repeated_refresh_reuses_the_compiled_query(monkeypatch):
 
 
 def test_kept_queries_are_bounded(monkeypatch):
-    monkeypatch.setattr(_deals, "MAX_QUERIES", 2)
+    monkeypatch.setattr(_engine, "MAX_QUERIES", 2)
     tiny = _tiny()
     counts = [
         segment_kpis(tiny, filters={"deal_type": f})["opportunities"].tolist()
         for f in (["A"], ["B"], ["A", "B"], ["A"])
     ]
     assert counts == [[4], [1], [5], [4]]  # A: A1-A4; B: B1
-    assert len(_deals.compiled_queries(tiny)) == 2  # the oldest went first
+    assert len(_engine.compiled_queries(tiny)) == 2  # the oldest went first
 
 
 def test_engines_we_do_not_own_give_the_same_table():
@@ -165,7 +165,7 @@ def test_engines_we_do_not_own_give_the_same_table():
     other.engine_owned = False  # as for a database that is not our embedded engine
     kw = {"by": ["deal_type"], "filters": {"deal_type": ["A", "B"]}}
     theirs = segment_kpis(other, **kw)
-    assert not _deals.compiled_queries(other)  # nothing compiled is kept: Ibis runs every query
+    assert not _engine.compiled_queries(other)  # nothing compiled is kept: Ibis runs every query
     pd.testing.assert_frame_equal(theirs, segment_kpis(owned, **kw))
     assert theirs["opportunities"].tolist() == [4, 1]  # A: A1-A4, B: B1
 

@@ -23,6 +23,7 @@ from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from salesops_widgets import load
 from salesops_widgets.errors import ParameterError
+from salesops_widgets.metrics._significance import chi_square_test
 from salesops_widgets.metrics._stats import TOO_FEW
 from salesops_widgets.metrics._strata import (
     assign_tiers,
@@ -32,7 +33,6 @@ from salesops_widgets.metrics._strata import (
     tier_labels,
     tier_migration,
 )
-from salesops_widgets.metrics._tests import chi_square_test
 
 SAMPLE = "data/samples/default"
 SETTINGS = settings(max_examples=30, deadline=None)

@@ -1,7 +1,7 @@
 """Data layer: sources, mappings, validation and the sample generator."""
 
 from ._load import SalesData, load, validate
-from ._mapping import PRESETS, Mapping, resolve_mapping
+from ._mapping import PRESETS, Mapping, norm_label, resolve_mapping
 from ._quality import QualityReport, TableReport
 from ._sample import generate_sample, write_sample
 
@@ -10,6 +10,7 @@ __all__ = [
     "load",
     "validate",
     "Mapping",
+    "norm_label",
     "resolve_mapping",
     "PRESETS",
     "QualityReport",

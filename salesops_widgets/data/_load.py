@@ -25,7 +25,7 @@ from ..errors import (
     NoUsableDataError,
     SchemaError,
 )
-from ._mapping import Mapping, TableMapping, _norm, resolve_mapping
+from ._mapping import Mapping, TableMapping, norm_label, resolve_mapping
 from ._parse import blank, parse_bool, parse_date, parse_number, parse_text
 from ._quality import MetricExclusion, QualityReport, TableReport
 from ._schema import EXCLUDE_RULES, KEYS, SIZE_BANDS, TABLES, Column
@@ -170,12 +170,12 @@ def _resolve_columns(raw: ibis.Table, tmap: TableMapping) -> dict[str, str]:
     """canonical name -> raw column name, matching case- and space-insensitively."""
     by_norm: dict[str, str] = {}
     for c in raw.columns:
-        by_norm.setdefault(_norm(c), c)
+        by_norm.setdefault(norm_label(c), c)
     found = {}
     for col in TABLES[tmap.table]:
-        hit = by_norm.get(_norm(tmap.columns.get(col.name, col.name)))
+        hit = by_norm.get(norm_label(tmap.columns.get(col.name, col.name)))
         if hit is None and col.name in tmap.columns:
-            hit = by_norm.get(_norm(col.name))
+            hit = by_norm.get(norm_label(col.name))
         if hit is not None:
             found[col.name] = hit
     return found
@@ -219,27 +219,27 @@ def _apply_lookups(
                 f"file/sheet/table or fix {where}.source."
             )
         lraw = ctx.source.read(name)
-        raw_cols = {_norm(c): c for c in raw.columns}
-        l_cols = {_norm(c): c for c in lraw.table.columns}
+        raw_cols = {norm_label(c): c for c in raw.columns}
+        l_cols = {norm_label(c): c for c in lraw.table.columns}
         for what, cols, col, lab in (
             ("key", raw_cols, lk.key, label),
             ("lookup_key", l_cols, lk.lookup_key, lraw.label),
             ("value", l_cols, lk.value, lraw.label),
         ):
-            if _norm(col) not in cols:
+            if norm_label(col) not in cols:
                 raise SchemaError(
                     f"{lab}: lookup {where}.{what} names column {col!r}, which is not there. "
                     f"Columns found: {', '.join(map(repr, list(cols.values())[:25]))}."
                 )
         lt = lraw.table
-        lkey = lt[l_cols[_norm(lk.lookup_key)]].cast("string").strip()
+        lkey = lt[l_cols[norm_label(lk.lookup_key)]].cast("string").strip()
         right = (
-            lt.mutate(_k=lkey, _v=lt[l_cols[_norm(lk.value)]])
+            lt.mutate(_k=lkey, _v=lt[l_cols[norm_label(lk.value)]])
             .group_by("_k")
             .aggregate(_v=lambda t: t._v.arbitrary())
             .rename({f"_lk{i}_key": "_k", f"_lk{i}_value": "_v"})
         )
-        key_expr = raw[raw_cols[_norm(lk.key)]].cast("string").strip()
+        key_expr = raw[raw_cols[norm_label(lk.key)]].cast("string").strip()
         raw = raw.left_join(right, key_expr == right[f"_lk{i}_key"]).drop(f"_lk{i}_key")
         filled[lk.column] = f"_lk{i}_value"
         missed = raw.filter(raw[f"_lk{i}_value"].isnull()).count().execute()
@@ -263,7 +263,7 @@ def _parse_columns(
             v, f = parse_text(rc)
             vmap = tmap.values.get(col.name)
             if vmap:
-                v = _norm_expr(v).substitute({_norm(k): x for k, x in vmap.items()}, else_=v)
+                v = _norm_expr(v).substitute({norm_label(k): x for k, x in vmap.items()}, else_=v)
         elif col.kind == "number":
             v, f = parse_number(rc, decimal_comma=mapping.decimal_comma)
         elif col.kind == "date":

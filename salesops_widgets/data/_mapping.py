@@ -16,7 +16,7 @@ import yaml
 from ..errors import MappingError
 from ._schema import STATUSES, TABLES
 
-__all__ = ["Lookup", "TableMapping", "Mapping", "resolve_mapping", "PRESETS"]
+__all__ = ["Lookup", "TableMapping", "Mapping", "norm_label", "resolve_mapping", "PRESETS"]
 
 _PRESET_DIR = Path(__file__).parent / "presets"
 PRESETS = tuple(sorted(p.stem for p in _PRESET_DIR.glob("*.yaml")))
@@ -142,7 +142,7 @@ def _parse_table(table: str, raw: Any, origin: str) -> TableMapping:
             f"{', '.join(sorted(names))}."
         )
     stages = {
-        _norm(k): str(v).strip().lower()
+        norm_label(k): str(v).strip().lower()
         for k, v in _as_str_dict(raw.get("stages"), f"{where}.stages", origin).items()
     }
     wrong = sorted({v for v in stages.values() if v not in STATUSES})
@@ -173,7 +173,7 @@ def _parse_table(table: str, raw: Any, origin: str) -> TableMapping:
     return TableMapping(table, source, columns, stages, values, date_formats, lookups)
 
 
-def _norm(text: str) -> str:
+def norm_label(text: str) -> str:
     """Normalise a stage or column label for matching: trimmed, lower case, single spaces."""
     return " ".join(str(text).split()).lower()
 

@@ -5,18 +5,7 @@ Every function takes a SalesData plus keyword-only options (``by``, ``filters``,
 columns are named as in docs/metrics.md.
 """
 
-from ._cycle import (
-    close_date_pushes,
-    cycle_stats,
-    cycle_summary,
-    stage_durations,
-    stuck_deals,
-    time_to_close,
-    time_to_close_curves,
-    time_to_win,
-    time_to_win_curves,
-)
-from ._cycle_views import cycle_histogram, cycle_quantiles, open_deal_aging
+from ._cycle import cycle_histogram, cycle_quantiles, cycle_stats, cycle_summary, open_deal_aging
 from ._deals import DIMENSIONS, available_dimensions, deals, select_deals
 from ._detail import DEAL_LIST_COLUMNS, deal_list
 from ._drivers import asp_bridge, bookings_bridge
@@ -24,6 +13,8 @@ from ._flow import FLOW_MOVEMENTS, pipeline_flow
 from ._pipeline import pipeline_kpis
 from ._price_views import (
     DEAL_SIZE_EDGES,
+    discount_band_tests,
+    discount_cell_deals,
     discount_outliers,
     discount_vs_size,
     lost_on_price,
@@ -40,12 +31,9 @@ from ._pricing import (
     price_corridor,
     price_waterfall,
 )
-from ._pricing_views2 import discount_band_tests, discount_cell_deals
 from ._ranking import RANKING_KPIS, segments_vs_overall
 from ._segments import SEGMENT_COLUMNS, segment_kpis, velocity
-from ._stats import MIN_CLOSED, wilson_interval
-from ._strata import StrataComparison, compare_strata, mix_adjusted, stratify, tier_migration
-from ._tests import (
+from ._significance import (
     Significance,
     chi_square_test,
     kruskal_from_counts,
@@ -53,6 +41,10 @@ from ._tests import (
     mann_whitney_from_counts,
     two_proportion_test,
 )
+from ._stages import close_date_pushes, stage_durations, stuck_deals
+from ._stats import MIN_CLOSED, wilson_interval
+from ._strata import StrataComparison, compare_strata, mix_adjusted, stratify, tier_migration
+from ._time_to_close import time_to_close, time_to_close_curves, time_to_win, time_to_win_curves
 from ._whatif import discount_cap_what_if, velocity_levers, velocity_what_if
 
 __all__ = [

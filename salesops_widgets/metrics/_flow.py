@@ -19,8 +19,8 @@ import pandas as pd
 from .._dates import date_parameter
 from ..data import SalesData
 from ..errors import ParameterError
-from ._deals import check_dimensions, select_deals
-from ._measures import aggregate, outcomes
+from ._deals import check_dimensions, outcomes, select_deals
+from ._measures import aggregate
 
 __all__ = ["FLOW_MOVEMENTS", "pipeline_flow"]
 

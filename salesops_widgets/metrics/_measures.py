@@ -3,9 +3,10 @@
 Two halves, and every KPI module calls them instead of writing a formula again
 (tests/test_measures.py fails when a formula reappears elsewhere in the package):
 
-- **In the engine** (Ibis expressions): :func:`outcomes`, the deal predicates open / won / lost /
-  closed; :func:`aggregates`, the per-group counts and sums; :func:`median_cycle_days` and
-  :func:`median_cycle_days_won`; and :func:`aggregate`, which runs them per group.
+- **In the engine** (Ibis expressions), over the deal predicates of :mod:`._deals` (open, won,
+  lost, closed, priced): :func:`aggregates`, the per-group counts and sums;
+  :func:`median_cycle_days` and :func:`median_cycle_days_won`; and :func:`aggregate`, which
+  runs them per group.
 - **From outcome sums**: :func:`outcome_sums` asks the engine for plain counts and sums per
   group and deal outcome, finer rows that :func:`combine` adds up to the same aggregates (and
   to the won deals' median cycle, when they are split by duration). One cheap query then
@@ -27,7 +28,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._deals import code_column, decode_outcome
+from ._codes import code_column, decode_outcome
+from ._deals import outcomes
+from ._deals import priced as priced_deals
 from ._stats import MIN_CLOSED, small_n, wilson_interval
 from ._survival import grouped_quantile_from_counts
 
@@ -42,11 +45,10 @@ __all__ = [
     "median_cycle_days_won",
     "outcome_sums",
     "outcome_sums_query",
-    "outcomes",
-    "won_duration",
     "portfolio_discount",
     "price_realization",
     "ratio",
+    "realization_moments",
     "value_win_rate",
     "win_rate",
     "win_rate_columns",
@@ -71,8 +73,8 @@ AGGREGATES = (
 
 
 # What each aggregate adds up (None: it counts deals) over which deals: an outcome of
-# :func:`outcomes`, "all", or "priced" (list_amount > 0). "weighted" is amount × probability (a
-# sum skips deals without a probability).
+# ``_deals.outcomes``, "all", or "priced" (``_deals.priced``: list_amount > 0). "weighted" is
+# amount × probability (a sum skips deals without a probability).
 _DEFINITIONS: dict[str, tuple[str | None, str]] = {
     "opportunities": (None, "all"),
     "open": (None, "open"),
@@ -92,20 +94,6 @@ _VALUES = ("amount", "list_amount", "weighted")
 MEDIAN_WON = "median_cycle_days_won"
 
 
-def outcomes(t: Any) -> dict[str, Any]:
-    """The deal predicates ``open``, ``won``, ``lost`` (closed and not won) and ``closed``.
-
-    The one definition; docs/metrics.md ("Pipeline"). ``t`` is an Ibis table, or a pandas frame
-    with nullable-boolean ``is_closed`` and ``is_won`` (the same three-valued logic as SQL).
-    """
-    return {
-        "open": ~t.is_closed,
-        "won": t.is_won,
-        "lost": t.is_closed & ~t.is_won,
-        "closed": t.is_closed,
-    }
-
-
 def _values(t: ibis.Table) -> dict[str, ibis.NumericValue]:
     """The per-deal values the aggregates add up, where ``t`` has their columns."""
     values = {"amount": t.amount}
@@ -114,11 +102,6 @@ def _values(t: ibis.Table) -> dict[str, ibis.NumericValue]:
     if "probability" in t.columns:
         values["weighted"] = t.amount * t.probability
     return values
-
-
-def _priced(t: Any) -> Any:
-    """The deals with a list price (list_amount > 0): those the pricing sums are over."""
-    return t.list_amount > 0
 
 
 def _available(names: Sequence[str], have: set[str], priced: bool = True) -> list[str]:
@@ -164,13 +147,24 @@ def aggregates(t: ibis.Table, *names: str, priced: bool = True) -> dict[str, ibi
     values = _values(t)
     deals: dict[str, Any] = {"all": None, **outcomes(t)}
     if "list_amount" in t.columns:
-        deals["priced"] = _priced(t)
+        deals["priced"] = priced_deals(t)
     m: dict[str, ibis.Value] = {}
     for name in _available(names, {*values, *deals}, priced):
         value, which = _DEFINITIONS[name]
         where = deals[which]
         m[name] = t.count(where=where) if value is None else values[value].sum(where=where)
     return m
+
+
+def realization_moments(t: ibis.Table) -> dict[str, ibis.Value]:
+    """Σ amount² (``yy``), Σ list_amount² (``xx``) and Σ amount × list_amount (``xy``) of the
+    deals ``t``: with their count, ``net_priced`` and ``list_priced``, the sums the interval of
+    Σ net / Σ list needs (``_significance.ratio_interval_from_sums``)."""
+    return {
+        "yy": (t.amount * t.amount).sum(),
+        "xx": (t.list_amount * t.list_amount).sum(),
+        "xy": (t.amount * t.list_amount).sum(),
+    }
 
 
 def median_cycle_days(t: ibis.Table, *, where: ibis.BooleanValue | None = None) -> ibis.Value:
@@ -254,20 +248,6 @@ def _grouped(
     return query, finish
 
 
-def won_duration(t: ibis.Table) -> ibis.Value:
-    """``duration_days`` of the won deals, NULL for the others, named ``duration_days``.
-
-    A key for :func:`outcome_sums` when :func:`combine` needs the won deals' median cycle but
-    nothing else per duration: the same median from fewer rows than ``duration_days`` itself
-    (which the Kaplan–Meier counts need) gives. The kept deals table stores it
-    (``_won_duration``, built by this function), which lets the engine group by it faster.
-    """
-    if "_won_duration" in t.columns:
-        return t._won_duration.name("duration_days")
-    days = t.duration_days
-    return ibis.ifelse(outcomes(t)["won"], days, ibis.null(days.type())).name("duration_days")
-
-
 def outcome_sums(
     t: ibis.Table,
     by: Sequence[str | ibis.Value],
@@ -301,12 +281,12 @@ def outcome_sums_query(
     values = _values(t)
     have = {"all", *outcomes(t), *values, *(["priced"] if "list_amount" in values else [])}
     wanted = [_DEFINITIONS[n] for n in _available([n for n in names if n != MEDIAN_WON], have)]
-    priced = any(which == "priced" for _, which in wanted)
+    has_priced = any(which == "priced" for _, which in wanted)
     packed = "_outcome" in t.columns
     if packed:
         keys = [t._outcome]
     else:
-        keys = [t.is_closed, t.is_won, *([_priced(t).name("_priced")] if priced else [])]
+        keys = [t.is_closed, t.is_won, *([priced_deals(t).name("_priced")] if has_priced else [])]
     summed = {value for value, _ in wanted}
     sums = {"_n": t.count(), **{f"_{v}": values[v].sum() for v in _VALUES if v in summed}}
     query, finish = _grouped(t, [*by, *keys], sums, labels, ordered=False)
@@ -317,7 +297,7 @@ def outcome_sums_query(
         out = finish(out)
         closed, won, has_list = decode_outcome(out.pop("_outcome"))
         out["is_closed"], out["is_won"] = closed, won
-        if priced:
+        if has_priced:
             out["_priced"] = has_list
         return out
 
@@ -338,10 +318,10 @@ def _outcome_masks(parts: pd.DataFrame) -> dict[str, np.ndarray]:
         masks = {k: m.fillna(False).to_numpy(dtype=bool) for k, m in masks.items()}
     masks["all"] = np.ones(len(parts), dtype=bool)
     if "_priced" in parts:
-        priced = parts["_priced"]
-        if priced.dtype != np.dtype(bool):
-            priced = priced.astype("boolean").fillna(False)
-        masks["priced"] = priced.to_numpy(dtype=bool)
+        has_list = parts["_priced"]
+        if has_list.dtype != np.dtype(bool):
+            has_list = has_list.astype("boolean").fillna(False)
+        masks["priced"] = has_list.to_numpy(dtype=bool)
     return masks
 
 

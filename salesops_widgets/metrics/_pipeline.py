@@ -14,16 +14,16 @@ import numpy as np
 import pandas as pd
 
 from ..data import SalesData
+from ._codes import label
 from ._deals import (
-    NOT_SET,
-    _source_column,
     check_dimensions,
     dimension_labels,
     make_selection,
-    run_query,
     select_coded_deals,
     selection_key,
+    source_column,
 )
+from ._engine import run_query
 from ._measures import (
     OUTCOME_COLUMNS,
     aggregate,
@@ -158,7 +158,7 @@ def _rep_column(data: SalesData, dim: str) -> str | None:
     """The reps-table column behind a rep-level dimension, or None for any other dimension."""
     if dim == "owner_id":
         return "owner_id"
-    source = _source_column(data, dim) if dim in REP_DIMENSIONS or dim == "region" else None
+    source = source_column(data, dim) if dim in REP_DIMENSIONS or dim == "region" else None
     return source[1] if source and source[0] == "reps" else None
 
 
@@ -207,8 +207,8 @@ def _quota(data: SalesData, by: list[str], rep_filters: dict) -> pd.DataFrame:
     """Annual quota summed over the reps of each group (reps kept by the rep-level filters)."""
     reps = data.reps
     for column, values in rep_filters.items():
-        reps = reps.filter(reps[column].cast("string").fill_null(NOT_SET).isin(values))
-    dims = {d: reps[_rep_column(data, d)].cast("string").fill_null(NOT_SET) for d in by}
+        reps = reps.filter(label(reps[column]).isin(values))
+    dims = {d: label(reps[_rep_column(data, d)]) for d in by}
     reps = reps.select(quota=reps.quota, **dims)
     return aggregate(reps, by, {"_quota": reps.quota.sum()})
 

@@ -1,8 +1,10 @@
-"""More pricing views on opportunities alone (list_amount, no line items needed):
-discount vs deal size with a percentile corridor and its outliers, pricing guidance per segment,
-price realization over time, and deals lost on price against the discount quoted.
+"""Pricing views on opportunities alone (list_amount, no line items needed): discount vs deal
+size with a percentile corridor, its outliers and the deals of one heatmap cell; pricing
+guidance per segment; price realization over time; deals lost on price against the discount
+quoted; and the tests of "does discount buy wins?".
 
-Definitions in docs/metrics.md ("Pricing"). Every figure is aggregated in the engine.
+Definitions in docs/metrics.md ("Pricing"). Every figure is aggregated in the engine; only
+aggregated rows, or a capped top-N list of deals, come back.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ import pandas as pd
 
 from ..data import SalesData
 from ..errors import MissingDataError, ParameterError
-from ._deals import DISCOUNT_BANDS, band_index, check_dimensions, select_deals
-from ._measures import aggregate, aggregates, outcomes, portfolio_discount, price_realization
+from ._codes import band_index
+from ._deals import DISCOUNT_BANDS, check_dimensions, outcomes, priced, select_deals
+from ._measures import aggregate, aggregates, portfolio_discount, price_realization
+from ._pricing import check_corridor
+from ._significance import Significance, chi_square_test, two_proportion_test
 from ._stats import MIN_CLOSED, small_n, wilson_interval
 
 __all__ = [
     "DEAL_SIZE_EDGES",
+    "discount_band_tests",
+    "discount_cell_deals",
     "discount_outliers",
     "discount_vs_size",
     "lost_on_price",
@@ -49,7 +56,7 @@ def _priced(
     t = select_deals(data, filters, period, date_field=date_field)
     if status != "all":
         t = t.filter(outcomes(t)[status])
-    return t.filter(t.list_amount > 0)
+    return t.filter(priced(t))
 
 
 def _size_labels(edges: Sequence[float]) -> list[str]:
@@ -76,14 +83,16 @@ def _check_edges(edges: Sequence[float], name: str) -> list[float]:
     return edges
 
 
-def _check_corridor(corridor: tuple[float, float]) -> tuple[float, float]:
-    low, high = (float(c) for c in corridor)
-    if not 0 <= low < high <= 1:
-        raise ParameterError(
-            f"corridor={corridor!r} must be two percentiles 0 <= low < high <= 1, "
-            "e.g. (0.25, 0.75)."
-        )
-    return low, high
+def _check_step(discount_step: float) -> None:
+    if not 0 < float(discount_step) <= 0.5:
+        raise ParameterError(f"discount_step={discount_step!r} must be in (0, 0.5], e.g. 0.05.")
+
+
+def _discount_bin(discount: ibis.Value, step: float) -> ibis.Value:
+    """The ``step``-wide discount bin from 0 holding each deal's discount (bin k: [k·step,
+    (k+1)·step)); a negative discount is a bin below 0."""
+    # rounded first: 0.3 / 0.1 is 2.9999999999999996 in floating point, which is bin 3
+    return (discount / step).round(9).floor().cast("int64")
 
 
 def _corridor(t: ibis.Table, corridor: tuple[float, float]) -> pd.DataFrame:
@@ -142,13 +151,11 @@ def discount_vs_size(
         of per-deal discount) and ``outliers`` (deals above corridor_high).
     """
     edges = _check_edges(size_edges, "size_edges")
-    corridor = _check_corridor(corridor)
-    if not 0 < float(discount_step) <= 0.5:
-        raise ParameterError(f"discount_step={discount_step!r} must be in (0, 0.5], e.g. 0.05.")
+    corridor = check_corridor(corridor)
+    _check_step(discount_step)
     selection = (filters, period, date_field, status)
     t, band, over = _sized_with_corridor(data, selection, edges, corridor, "Discount vs deal size")
-    # rounded first: 0.3 / 0.1 is 2.9999999999999996 in floating point, which is bin 3
-    t = t.mutate(_bin=(t.discount / discount_step).round(9).floor().cast("int64"))
+    t = t.mutate(_bin=_discount_bin(t.discount, discount_step))
     cells = t.group_by(["_size", "_bin"]).aggregate(
         deals=t.count(), list_amount=t.list_amount.sum()
     )
@@ -190,7 +197,7 @@ def discount_outliers(
     The corridor is that of :func:`discount_vs_size` on the same selection.
     """
     edges = _check_edges(size_edges, "size_edges")
-    corridor = _check_corridor(corridor)
+    corridor = check_corridor(corridor)
     selection = (filters, period, date_field, status)
     _, _, j = _sized_with_corridor(data, selection, edges, corridor, "Discount outliers")
     j = j.filter(j.discount > j.corridor_high)
@@ -308,7 +315,7 @@ def lost_on_price(
     data.require("Lost on price", "opportunities", ["loss_reason", "list_amount"])
     bands = _check_edges(bands, "bands")
     t = select_deals(data, filters, period, date_field=date_field)
-    t = t.filter(t.is_closed & (t.list_amount > 0))
+    t = t.filter(outcomes(t)["closed"] & priced(t))
     t = t.mutate(_band=band_index(t.discount, bands))
     t = t.filter(t._band.notnull())
     is_ = outcomes(t)
@@ -338,3 +345,145 @@ def lost_on_price(
                 "price_share_of_losses": np.where(lost > 0, p / lost, np.nan),
             }
         )
+
+
+# ------------------------------------------------------------------------------------------
+# Does discount buy wins?
+
+
+_TEST_COLUMNS = (
+    "comparison",
+    "test",
+    "statistic",
+    "df",
+    "p_value",
+    "effect",
+    "effect_size",
+    "effect_low",
+    "effect_high",
+    "n",
+    "reason",
+)
+
+
+# ------------------------------------------------------------------------------------------
+# Does discount buy wins?
+
+
+def _test_row(comparison: str, result: Significance) -> dict[str, Any]:
+    row = result.to_frame().iloc[0].to_dict()
+    return {"comparison": comparison, **{c: row[c] for c in _TEST_COLUMNS[1:]}}
+
+
+def discount_band_tests(bands: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """Is win rate the same in every discount band, and does the deepest band win more?
+
+    Takes the frame of :func:`discount_bands` (one group: its ``band``, ``won``, ``lost`` and
+    ``closed`` columns, bands in increasing order) and tests it from the counts:
+
+    1. Pearson's chi-square test of independence on the bands × (won, lost) table (bands
+       without a closed deal are left out), with Cramér's V;
+    2. the two-proportion z test of the deepest band with a closed deal against the next
+       shallower band with one, with the risk difference (deepest − next) and its Newcombe
+       interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Two rows: ``comparison`` (in words), ``test``, ``statistic``, ``df``, ``p_value``,
+        ``effect``, ``effect_size``, ``effect_low``, ``effect_high``, ``n`` (closed deals
+        tested), ``reason`` (why a test could not run, else None).
+
+    Examples
+    --------
+    >>> bands = pd.DataFrame({"band": ["0-10%", "10-100%"], "won": [30, 20],
+    ...                       "lost": [20, 30], "closed": [50, 50]})
+    >>> t = discount_band_tests(bands)
+    >>> round(float(t.statistic[0]), 4), round(float(t.effect_size[1]), 2)
+    (4.0, -0.2)
+    """
+    missing = [c for c in ("band", "won", "lost", "closed") if c not in bands.columns]
+    if missing:
+        raise ParameterError(
+            "discount_band_tests needs the frame of discount_bands "
+            f"(missing: {', '.join(missing)})."
+        )
+    counts = bands[["won", "lost", "closed"]].fillna(0).astype("int64")
+    across = chi_square_test(counts[["won", "lost"]].to_numpy())
+    rows = [_test_row("win rate across all discount bands", across)]
+    tested = np.flatnonzero(counts["closed"].to_numpy() > 0)
+    if len(tested) < 2:
+        none = Significance(
+            test="two-proportion z",
+            effect="risk difference",
+            n=int(counts["closed"].sum()),
+            reason="fewer than two discount bands with closed deals",
+        )
+        rows.append(_test_row("deepest discount band against the next", none))
+    else:
+        deep, nxt = tested[-1], tested[-2]
+        result = two_proportion_test(
+            counts["won"].iloc[deep],
+            counts["closed"].iloc[deep],
+            counts["won"].iloc[nxt],
+            counts["closed"].iloc[nxt],
+            confidence=confidence,
+        )
+        label = f"deepest band {bands['band'].iloc[deep]} against {bands['band'].iloc[nxt]}"
+        rows.append(_test_row(label, result))
+    return pd.DataFrame(rows, columns=list(_TEST_COLUMNS))
+
+
+# ------------------------------------------------------------------------------------------
+# The deals of one heatmap cell
+
+
+def discount_cell_deals(
+    data: SalesData,
+    *,
+    size_index: int,
+    discount_low: float,
+    size_edges: Sequence[float] = DEAL_SIZE_EDGES,
+    discount_step: float = 0.05,
+    filters: Mapping[str, Any] | None = None,
+    period: tuple[Any, Any] | None = None,
+    date_field: str = "created_date",
+    status: str = "won",
+    top_n: int = 50,
+) -> pd.DataFrame:
+    """The deals of one cell of :func:`discount_vs_size`: the drill-down of a heatmap click.
+
+    The cell is the deal size band ``size_index`` (of ``size_edges``, on list_amount) and the
+    discount bin starting at ``discount_low`` (``discount_step`` wide, binned exactly as
+    :func:`discount_vs_size` bins). The most money given away first: ``discount_given`` =
+    list_amount − amount.
+
+    Returns
+    -------
+    pandas.DataFrame
+        At most ``top_n`` deals: ``opportunity_id``, ``opportunity_name``, ``account``,
+        ``owner`` (those the data has), ``amount``, ``list_amount``, ``discount``,
+        ``discount_given``, ``deal_size``.
+    """
+    edges = _check_edges(size_edges, "size_edges")
+    if not 0 <= int(size_index) < len(edges):
+        raise ParameterError(
+            f"size_index={size_index!r} must be a band of size_edges: 0 to {len(edges) - 1}."
+        )
+    _check_step(discount_step)
+    if int(top_n) < 1:
+        raise ParameterError(f"top_n={top_n!r} must be 1 or more.")
+    t = _priced(data, filters, period, date_field, status, "The deals of a heatmap cell")
+    t = t.mutate(
+        _size=_size_index(t.list_amount, edges),
+        _bin=_discount_bin(t.discount, discount_step),
+    )
+    wanted = int(round(float(discount_low) / discount_step))
+    t = t.filter((t._size == int(size_index)) & (t._bin == wanted))
+    t = t.mutate(discount_given=t.list_amount - t.amount)
+    cols = [c for c in ("opportunity_id", "opportunity_name", "account", "owner") if c in t.columns]
+    cols += ["amount", "list_amount", "discount", "discount_given"]
+    out = t.select(*cols).order_by([ibis.desc("discount_given"), "opportunity_id"])
+    out = out.limit(int(top_n)).execute()
+    out["deal_size"] = _size_labels(edges)[int(size_index)]
+    return out

@@ -17,16 +17,19 @@ import pandas as pd
 
 from ..data import SalesData
 from ..errors import ParameterError
+from ._codes import band_index
 from ._deals import (
     DISCOUNT_BANDS,
-    band_index,
     check_dimensions,
     deals,
     dimension_labels,
-    run_query,
+    outcomes,
+    priced,
     select_coded_deals,
     selection_key,
+    won_duration,
 )
+from ._engine import run_query
 from ._measures import (
     MEDIAN_WON,
     OUTCOME_COLUMNS,
@@ -34,17 +37,16 @@ from ._measures import (
     aggregates,
     combine,
     outcome_sums_query,
-    outcomes,
     portfolio_discount,
     price_realization,
     ratio,
     win_rate_columns,
-    won_duration,
 )
 from ._stats import MIN_CLOSED
 
 __all__ = [
     "DISCOUNT_BANDS",
+    "check_corridor",
     "deal_discounts",
     "discount_bands",
     "leakage",
@@ -117,7 +119,7 @@ def deal_discounts(
     data.require("deal discounts", "opportunities", ["list_amount"])
     by = check_dimensions(data, by)
     t = _deals(data, by, filters, period, date_field, status)
-    t = t.filter(t.list_amount > 0)
+    t = t.filter(priced(t))
     d = t.discount
     m = aggregates(t, "opportunities", "list_priced", "net_priced")
     raw = aggregate(
@@ -192,7 +194,7 @@ def _element_sums(lines: ibis.Table, by: Sequence[str]) -> pd.DataFrame:
 
 def _opportunity_sums(deals: ibis.Table, by: Sequence[str]) -> pd.DataFrame:
     """The same sums from opportunities (list_amount vs amount), when there are no line items."""
-    t = deals.filter(deals.list_amount > 0)
+    t = deals.filter(priced(deals))
     m = aggregates(t, "opportunities", "list_priced", "net_priced")
     raw = aggregate(
         t, by, {"lines": m["opportunities"], "list": m["list_priced"], "invoice": m["net_priced"]}
@@ -389,13 +391,22 @@ def pocket_price_spread(
 # Price corridor and leakage
 
 
-def _check_corridor(corridor: tuple[float, float]) -> None:
-    low, high = corridor
-    if not 0 <= low <= high <= 1:
+def check_corridor(corridor: Sequence[float]) -> tuple[float, float]:
+    """A guideline corridor (low, high) of percentiles, as floats: 0 <= low < high <= 1.
+
+    The one check for every view that takes a corridor (price corridor, leakage, discount vs
+    deal size and its outliers); a ParameterError that says what to write otherwise.
+    """
+    try:
+        low, high = (float(c) for c in corridor)
+    except (TypeError, ValueError):
+        low = high = float("nan")
+    if not 0 <= low < high <= 1:
         raise ParameterError(
-            f"corridor={corridor!r} must be two percentiles 0 <= low <= high <= 1, "
+            f"corridor={corridor!r} must be two percentiles 0 <= low < high <= 1, "
             "e.g. (0.25, 0.75)."
         )
+    return low, high
 
 
 def _corridor_table(
@@ -441,7 +452,7 @@ def price_corridor(
         The ``corridor_by`` columns, ``corridor_lines``, ``corridor_floor``,
         ``corridor_median``, ``corridor_ceiling``.
     """
-    _check_corridor(corridor)
+    corridor = check_corridor(corridor)
     corridor_by = check_dimensions(data, corridor_by, parameter="corridor_by")
     t = _corridor_table(data, corridor_by, corridor, period, date_field, status)
     return (t.order_by(corridor_by) if corridor_by else t).execute()
@@ -474,7 +485,7 @@ def leakage(
         ``corridor_leakage``, ``corridor_leakage_share`` and ``lines_below_floor``;
         sorted by ``corridor_leakage``, largest first.
     """
-    _check_corridor(corridor)
+    corridor = check_corridor(corridor)
     if floor is not None and not 0 <= floor <= 1:
         raise ParameterError(f"floor={floor!r} must be a share of list price between 0 and 1.")
     by = check_dimensions(data, by)

@@ -18,10 +18,17 @@ from statsmodels.stats.multitest import multipletests
 
 from ..data import SalesData
 from ..errors import MissingDataError, ParameterError
-from ._deals import check_dimensions, select_deals
-from ._measures import aggregate, aggregates, asp, outcomes, portfolio_discount, win_rate_columns
-from ._stats import MIN_CLOSED, small_n
-from ._tests import (
+from ._deals import check_dimensions, outcomes, priced, select_deals
+from ._groups import counts_by_value
+from ._measures import (
+    aggregate,
+    aggregates,
+    asp,
+    portfolio_discount,
+    realization_moments,
+    win_rate_columns,
+)
+from ._significance import (
     Significance,
     mann_whitney_from_counts,
     mean_interval_from_moments,
@@ -30,6 +37,7 @@ from ._tests import (
     two_proportion_test,
     welch_t_from_moments,
 )
+from ._stats import MIN_CLOSED, small_n
 
 __all__ = ["RANKING_KPIS", "segments_vs_overall"]
 
@@ -89,17 +97,6 @@ def _asp(t: ibis.Table, dim: str, confidence: float, min_closed: int):
     return frame, overall, tests
 
 
-def _by_value(t: ibis.Table, dim: str, value: ibis.Value) -> pd.DataFrame:
-    """Counts per (segment, distinct value), segments as rows, aggregated in the engine."""
-    v = t.select(dim, _v=value)
-    v = v.filter(v._v.notnull())
-    counted = v.group_by([dim, "_v"]).aggregate(_n=v.count()).to_pandas()
-    if counted.empty:
-        return pd.DataFrame()
-    wide = counted.pivot_table(index=dim, columns="_v", values="_n", aggfunc="sum")
-    return wide.fillna(0.0).sort_index()
-
-
 def _rank_tests(wide: pd.DataFrame, confidence: float) -> tuple[list, list[Significance], float]:
     values = wide.columns.to_numpy(float)
     counts = wide.to_numpy(float)
@@ -112,7 +109,7 @@ def _rank_tests(wide: pd.DataFrame, confidence: float) -> tuple[list, list[Signi
 
 def _cycle(t: ibis.Table, dim: str, confidence: float, min_closed: int):
     won = t.filter(outcomes(t)["won"])
-    wide = _by_value(won, dim, won.cycle_days)
+    wide = counts_by_value(won, dim, won.cycle_days)
     if wide.empty:
         return pd.DataFrame(columns=[dim, "value", "low", "high", "n"]), np.nan, []
     stats_, tests, overall = _rank_tests(wide, confidence)
@@ -135,12 +132,10 @@ def _discount(t: ibis.Table, dim: str, confidence: float, min_closed: int):
             "kpi='portfolio_discount' needs list_amount on opportunities; map "
             "tables.opportunities.columns.list_amount, or choose another KPI."
         )
-    p = t.filter(t.list_amount > 0)
+    p = t.filter(priced(t))
     moments = {
         **aggregates(p, "opportunities", "net_priced", "list_priced"),
-        "yy": (p.amount * p.amount).sum(),
-        "xx": (p.list_amount * p.list_amount).sum(),
-        "xy": (p.amount * p.list_amount).sum(),
+        **realization_moments(p),
     }
     sums = aggregate(p, [dim], moments)
     n, net, list_ = (
@@ -149,7 +144,8 @@ def _discount(t: ibis.Table, dim: str, confidence: float, min_closed: int):
     _, r_low, r_high = ratio_interval_from_sums(
         n, net, list_, sums["yy"], sums["xx"], sums["xy"], confidence=confidence
     )
-    wide = _by_value(p, dim, p.discount.round(DISCOUNT_DECIMALS)).reindex(sums[dim]).fillna(0.0)
+    wide = counts_by_value(p, dim, p.discount.round(DISCOUNT_DECIMALS))
+    wide = wide.reindex(sums[dim]).fillna(0.0)
     _, tests, _ = _rank_tests(wide, confidence) if len(wide.columns) else (None, [], None)
     frame = pd.DataFrame(
         {

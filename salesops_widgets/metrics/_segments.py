@@ -17,15 +17,14 @@ import numpy as np
 import pandas as pd
 
 from ..data import SalesData
-from ._cycle import km_medians
 from ._deals import (
     check_dimensions,
     deals,
     dimension_labels,
-    run_query,
     select_coded_deals,
     selection_key,
 )
+from ._engine import run_query
 from ._measures import (
     MEDIAN_WON,
     OUTCOME_COLUMNS,
@@ -35,6 +34,7 @@ from ._measures import (
 )
 from ._pipeline import PIPELINE_AGGREGATES, PIPELINE_COLUMNS, pipeline_frame
 from ._stats import MIN_CLOSED
+from ._time_to_close import km_medians
 
 __all__ = ["SEGMENT_COLUMNS", "segment_kpis", "velocity"]
 

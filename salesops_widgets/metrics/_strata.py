@@ -24,18 +24,18 @@ from scipy.stats import norm
 
 from ..data import SalesData
 from ..errors import MissingDataError, ParameterError
-from ._deals import check_dimensions, select_deals
+from ._deals import check_dimensions, outcomes, priced, select_deals
+from ._groups import NO_DEALS, counts_by_value
 from ._measures import (
     aggregate,
     aggregates,
     asp,
-    outcomes,
     portfolio_discount,
+    realization_moments,
     win_rate,
     win_rate_columns,
 )
-from ._stats import MIN_CLOSED, TOO_FEW, small_n
-from ._tests import (
+from ._significance import (
     Significance,
     chi_square_test,
     kruskal_from_counts,
@@ -48,6 +48,7 @@ from ._tests import (
     welch_anova_from_moments,
     welch_t_from_moments,
 )
+from ._stats import MIN_CLOSED, TOO_FEW, small_n
 
 __all__ = [
     "ENTITIES",
@@ -79,7 +80,6 @@ QUANTILES = {"quartile": ("Q", 4), "decile": ("D", 10)}
 METHODS = (*QUANTILES, *ABC_CUTS)
 OUTCOMES = ("win_rate", "cycle_days", "discount", "asp", "time_to_close")
 NEW, GONE, UNRANKED = "new", "gone", "unranked"
-NO_DEALS = "no deals match the filters and period"
 # per-deal discounts are rounded to this many decimals (0.1 percentage point) for rank tests
 DISCOUNT_DECIMALS = 3
 
@@ -358,12 +358,9 @@ def _tiered_deals(
 
 def _by_value(t: ibis.Table, value: Any, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(distinct values, tiers × values counts), aggregated in the engine."""
-    v = t.select("_tier", _v=value)
-    v = v.filter(v._v.notnull())
-    counted = v.group_by(["_tier", "_v"]).aggregate(_n=v.count()).to_pandas()
-    if counted.empty:
+    wide = counts_by_value(t, "_tier", value)
+    if wide.empty:
         return np.array([]), np.zeros((len(labels), 0))
-    wide = counted.pivot_table(index="_tier", columns="_v", values="_n", aggfunc="sum")
     wide = wide.reindex(labels).fillna(0.0)
     return wide.columns.to_numpy(dtype=float), wide.to_numpy(dtype=float)
 
@@ -423,12 +420,10 @@ def _outcome_discount(t, base, labels, confidence):
             "outcome='discount' needs list_amount on opportunities; map "
             "tables.opportunities.columns.list_amount, or choose another outcome."
         )
-    p = t.filter(t.list_amount > 0)
+    p = t.filter(priced(t))
     moments = {
         **aggregates(p, "opportunities", "net_priced", "list_priced"),
-        "yy": (p.amount * p.amount).sum(),
-        "xx": (p.list_amount * p.list_amount).sum(),
-        "xy": (p.amount * p.list_amount).sum(),
+        **realization_moments(p),
     }
     sums = aggregate(p, ["_tier"], moments).set_index("_tier").reindex(labels).fillna(0.0)
     n, net, list_ = (sums[c] for c in ("opportunities", "net_priced", "list_priced"))

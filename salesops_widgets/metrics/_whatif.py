@@ -15,8 +15,8 @@ import pandas as pd
 
 from ..data import SalesData
 from ..errors import ParameterError
-from ._deals import select_deals
-from ._measures import aggregates, outcomes
+from ._deals import outcomes, select_deals
+from ._measures import aggregates
 from ._pricing import DISCOUNT_BANDS, discount_bands
 from ._segments import segment_kpis, velocity
 

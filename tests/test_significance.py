@@ -1,4 +1,4 @@
-"""Tests for salesops_widgets/metrics/_tests.py: significance tests and intervals on counts.
+"""Tests for salesops_widgets/metrics/_significance.py: significance tests and intervals on counts.
 
 Every statistic is checked twice: against a value derived by hand on a tiny table (the
 arithmetic is in the comments), and against scipy/statsmodels run on the expanded rows.
@@ -19,7 +19,7 @@ from statsmodels.stats.oneway import anova_oneway
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
 from salesops_widgets.errors import ParameterError
-from salesops_widgets.metrics._tests import (
+from salesops_widgets.metrics._significance import (
     chi_square_test,
     kruskal_from_counts,
     logrank_from_counts,
