@@ -31,6 +31,7 @@ import pyarrow as pa
 from ._codes import code_column, decode_outcome
 from ._deals import outcomes
 from ._deals import priced as priced_deals
+from ._significance import ratio_interval_from_sums
 from ._stats import MIN_CLOSED, small_n, wilson_interval
 from ._survival import grouped_quantile_from_counts
 
@@ -46,6 +47,7 @@ __all__ = [
     "outcome_sums",
     "outcome_sums_query",
     "portfolio_discount",
+    "portfolio_discount_by",
     "price_realization",
     "ratio",
     "realization_moments",
@@ -165,6 +167,31 @@ def realization_moments(t: ibis.Table) -> dict[str, ibis.Value]:
         "xx": (t.list_amount * t.list_amount).sum(),
         "xy": (t.amount * t.list_amount).sum(),
     }
+
+
+def portfolio_discount_by(t: ibis.Table, key: str, *, confidence: float = 0.95) -> pd.DataFrame:
+    """:func:`portfolio_discount` per value of ``key``, with its interval, on the priced deals
+    of ``t``.
+
+    Columns: ``key``, ``n`` (priced deals), ``net`` and ``list`` (their Σ amount and
+    Σ list_amount), ``portfolio_discount``, ``low`` and ``high``: the delta-method interval of
+    the realization Σ net / Σ list (``_significance.ratio_interval_from_sums``) turned into one
+    of the discount. Ordered by ``key``.
+    """
+    p = t.filter(priced_deals(t))
+    moments = {**aggregates(p, "opportunities", "net_priced", "list_priced")}
+    moments.update(realization_moments(p))
+    sums = aggregate(p, [key], moments)
+    n, net, list_ = (
+        sums[c].to_numpy(float) for c in ("opportunities", "net_priced", "list_priced")
+    )
+    _, r_low, r_high = ratio_interval_from_sums(
+        n, net, list_, sums["yy"], sums["xx"], sums["xy"], confidence=confidence
+    )
+    columns = {"n": n, "net": net, "list": list_}
+    columns.update(portfolio_discount=portfolio_discount(net, list_), low=1 - r_high)
+    columns["high"] = 1 - r_low
+    return pd.DataFrame({key: sums[key], **columns})
 
 
 def median_cycle_days(t: ibis.Table, *, where: ibis.BooleanValue | None = None) -> ibis.Value:

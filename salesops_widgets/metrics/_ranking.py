@@ -25,7 +25,7 @@ from ._measures import (
     aggregates,
     asp,
     portfolio_discount,
-    realization_moments,
+    portfolio_discount_by,
     win_rate_columns,
 )
 from ._significance import (
@@ -33,7 +33,6 @@ from ._significance import (
     mann_whitney_from_counts,
     mean_interval_from_moments,
     median_interval_from_counts,
-    ratio_interval_from_sums,
     two_proportion_test,
     welch_t_from_moments,
 )
@@ -132,31 +131,17 @@ def _discount(t: ibis.Table, dim: str, confidence: float, min_closed: int):
             "kpi='portfolio_discount' needs list_amount on opportunities; map "
             "tables.opportunities.columns.list_amount, or choose another KPI."
         )
+    sums = portfolio_discount_by(t, dim, confidence=confidence)
     p = t.filter(priced(t))
-    moments = {
-        **aggregates(p, "opportunities", "net_priced", "list_priced"),
-        **realization_moments(p),
-    }
-    sums = aggregate(p, [dim], moments)
-    n, net, list_ = (
-        sums[c].to_numpy(float) for c in ("opportunities", "net_priced", "list_priced")
-    )
-    _, r_low, r_high = ratio_interval_from_sums(
-        n, net, list_, sums["yy"], sums["xx"], sums["xy"], confidence=confidence
-    )
     wide = counts_by_value(p, dim, p.discount.round(DISCOUNT_DECIMALS))
     wide = wide.reindex(sums[dim]).fillna(0.0)
     _, tests, _ = _rank_tests(wide, confidence) if len(wide.columns) else (None, [], None)
-    frame = pd.DataFrame(
-        {
-            dim: sums[dim],
-            "value": portfolio_discount(net, list_),
-            "low": 1 - r_high,
-            "high": 1 - r_low,
-            "n": n.astype(int),
-        }
+    frame = sums[[dim, "portfolio_discount", "low", "high", "n"]].rename(
+        columns={"portfolio_discount": "value"}
     )
-    overall = float(portfolio_discount([net.sum()], [list_.sum()])[0]) if len(n) else np.nan
+    frame["n"] = frame["n"].astype(int)
+    net, list_ = sums["net"].sum(), sums["list"].sum()
+    overall = float(portfolio_discount([net], [list_])[0]) if len(sums) else np.nan
     return frame, overall, tests
 
 

@@ -31,7 +31,7 @@ from ._measures import (
     aggregates,
     asp,
     portfolio_discount,
-    realization_moments,
+    portfolio_discount_by,
     win_rate,
     win_rate_columns,
 )
@@ -43,7 +43,6 @@ from ._significance import (
     mann_whitney_from_counts,
     mean_interval_from_moments,
     median_interval_from_counts,
-    ratio_interval_from_sums,
     two_proportion_test,
     welch_anova_from_moments,
     welch_t_from_moments,
@@ -420,25 +419,17 @@ def _outcome_discount(t, base, labels, confidence):
             "outcome='discount' needs list_amount on opportunities; map "
             "tables.opportunities.columns.list_amount, or choose another outcome."
         )
+    sums = portfolio_discount_by(t, "_tier", confidence=confidence).set_index("_tier")
+    sums = sums.reindex(labels)
     p = t.filter(priced(t))
-    moments = {
-        **aggregates(p, "opportunities", "net_priced", "list_priced"),
-        **realization_moments(p),
-    }
-    sums = aggregate(p, ["_tier"], moments).set_index("_tier").reindex(labels).fillna(0.0)
-    n, net, list_ = (sums[c] for c in ("opportunities", "net_priced", "list_priced"))
-    # the interval of the realization Σnet/Σlist, turned into one of the discount
-    _, r_low, r_high = ratio_interval_from_sums(
-        n, net, list_, sums["yy"], sums["xx"], sums["xy"], confidence=confidence
-    )
     values, counts = _by_value(p, p.discount.round(DISCOUNT_DECIMALS), labels)
     _, _, across, vs, pair = _outcome_ranks(values, counts, labels, "d", confidence)
     cols = {
-        "portfolio_discount": portfolio_discount(net, list_),
-        "portfolio_discount_low": 1 - r_high,
-        "portfolio_discount_high": 1 - r_low,
+        "portfolio_discount": sums["portfolio_discount"].to_numpy(),
+        "portfolio_discount_low": sums["low"].to_numpy(),
+        "portfolio_discount_high": sums["high"].to_numpy(),
     }
-    return cols, n.to_numpy(), across, vs, pair
+    return cols, sums["n"].fillna(0.0).to_numpy(), across, vs, pair
 
 
 def _won_amounts(t: ibis.Table) -> dict[str, Any]:
