@@ -21,6 +21,7 @@ import pandas as pd
 import traitlets as t
 
 from .. import charts, metrics
+from .._dates import date_parameter
 from ..data import SalesData
 from ..errors import MissingDataError, ParameterError
 from ..widgets import (
@@ -176,15 +177,6 @@ def _next_quarter(as_of: _dt.date) -> tuple[_dt.date, _dt.date]:
     start = _dt.date(index // 4, 3 * (index % 4) + 1, 1)
     after = index + 1
     return start, _dt.date(after // 4, 3 * (after % 4) + 1, 1) - _dt.timedelta(days=1)
-
-
-def _date(value: Any, name: str) -> _dt.date | None:
-    if value in ("", None):
-        return None
-    try:
-        return _dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ParameterError(f"{name}={value!r} is not a date; write it as YYYY-MM-DD.") from None
 
 
 class SalesCycleAcceleration(t.HasTraits):
@@ -432,7 +424,7 @@ class SalesCycleAcceleration(t.HasTraits):
     @t.validate("flow_start", "flow_end")
     def _valid_flow_date(self, proposal: dict) -> str:
         name = proposal["trait"].name
-        day = _date(proposal["value"], name)
+        day = date_parameter(proposal["value"], name)
         if day is not None and day > self.data.as_of:
             raise ParameterError(
                 f"{name}={proposal['value']!r} is after the as-of date {self.data.as_of}: the "
@@ -455,8 +447,8 @@ class SalesCycleAcceleration(t.HasTraits):
     def flow_dates(self) -> tuple[_dt.date, _dt.date]:
         """The pipeline flow's two dates: the parameters, or the last full quarter's."""
         start, end = period_for_preset("last_quarter", self.data.as_of)
-        first = _date(self.flow_start, "flow_start") or start - _dt.timedelta(days=1)
-        second = _date(self.flow_end, "flow_end") or end
+        first = date_parameter(self.flow_start, "flow_start") or start - _dt.timedelta(days=1)
+        second = date_parameter(self.flow_end, "flow_end") or end
         if first >= second:
             raise ParameterError(
                 f"flow_start {first} must be before flow_end {second}; swap them, or leave them "
