@@ -21,9 +21,11 @@ import pandas as pd
 import traitlets as t
 
 from .. import charts, metrics
+from .._catalog import CATALOGUE
 from .._dates import date_parameter
 from ..data import SalesData
 from ..errors import MissingDataError, ParameterError
+from ..metrics._stats import TOO_FEW
 from ..widgets import (
     ChartView,
     DataTable,
@@ -77,32 +79,18 @@ __all__ = ["PARTS", "SalesCycleAcceleration"]
 # what one refresh can recompute; a change recomputes only the parts that depend on it
 PARTS = ("cycle", "stages", "flow", "what_if")
 CURVE_DAYS = 365  # the curves stop here: past a year few deals are left to say much
-CARDS = (
-    {
-        "column": "km_median_days_to_close",
-        "label": "Median days to close (open deals counted)",
-        "kind": "days",
-        "low": "km_median_low",
-        "high": "km_median_high",
-        "better": "lower",
-    },
-    {
-        "column": "naive_median_days_closed_only",
-        "label": "Median of closed deals only (biased low)",
-        "kind": "days",
-        "better": "lower",
-    },
-    {
-        "column": "median_cycle_days_won",
-        "label": "Median days to win",
-        "kind": "days",
-        "better": "lower",
-        "small_n": True,
-    },
-    "win_rate",
-    "asp",
-    "velocity",
-    {"column": "open", "label": "Open deals", "kind": "count", "better": "neutral"},
+# the cards, named by what each counts: this dashboard sets the two medians side by side
+CARDS = tuple(
+    CATALOGUE[c].card(titled=True)
+    for c in (
+        "km_median_days_to_close",
+        "naive_median_days_closed_only",
+        "median_cycle_days_won",
+        "win_rate",
+        "asp",
+        "velocity",
+        "open",
+    )
 )
 LEVERS = {
     "open_ratio": "Open deals",
@@ -700,7 +688,7 @@ class SalesCycleAcceleration(t.HasTraits):
         # width, which vl-convert measures with its own fonts)
         self.funnel_chart.chart = chart.properties(padding={"left": 8, "top": 8, "right": 48})
         self.bottlenecks.empty_message = (
-            f"No stage has {metrics.MIN_CLOSED} stays or more in any segment: too few to say."
+            f"No stage has {metrics.MIN_CLOSED} stays or more in any segment: {TOO_FEW}."
         )
         self.bottlenecks.data = _bottlenecks(stages, dim)
         self.stage_table.data = _stages_display(stages, dim)

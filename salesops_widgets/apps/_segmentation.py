@@ -15,6 +15,7 @@ import pandas as pd
 import traitlets as t
 
 from .. import charts, metrics
+from .._catalog import table_formats, too_few_columns
 from ..data import SalesData
 from ..errors import MissingDataError, ParameterError
 from ..widgets import (
@@ -143,7 +144,12 @@ class SegmentationExplorer(t.HasTraits):
         )
         self.status = Refresher(debounce=debounce)
         self.cards = KPICards()
-        self.table = DataTable(currency=data.base_currency, title="KPIs per segment")
+        self.table = DataTable(
+            currency=data.base_currency,
+            title="KPIs per segment",
+            formats=table_formats(_TABLE_COLUMNS),
+            small_n_columns=too_few_columns(_TABLE_COLUMNS),
+        )
         self.kpi_charts = Grid()
         self.heatmap = ChartView(selection="cell")
         self.ranking = ChartView(selection="pick")
@@ -199,11 +205,11 @@ class SegmentationExplorer(t.HasTraits):
 
     @t.validate("kpis")
     def _valid_kpis(self, proposal: dict) -> list[str]:
-        return check_kpis(proposal["value"], "kpis")
+        return check_kpis(proposal["value"], "kpis", tuple(KPIS))
 
     @t.validate("heatmap_kpi")
     def _valid_heatmap_kpi(self, proposal: dict) -> str:
-        return check_kpis(proposal["value"], "heatmap_kpi")[0]
+        return check_kpis(proposal["value"], "heatmap_kpi", tuple(KPIS))[0]
 
     @t.validate("rank_kpi")
     def _valid_rank_kpi(self, proposal: dict) -> str:
@@ -301,10 +307,10 @@ class SegmentationExplorer(t.HasTraits):
             currency=self.data.base_currency,
             low=kpi.low,
             high=kpi.high,
-            small_n="small_n" if kpi.rate else None,
+            small_n="small_n" if kpi.small_n else None,
             n="closed",
             value_title=kpi.label,
-            title=f"{kpi.label} by {label}",
+            title=f"{kpi.title} by {label}",
         )
 
     def _heatmap_chart(self, cross: pd.DataFrame | None) -> Any:
@@ -321,9 +327,9 @@ class SegmentationExplorer(t.HasTraits):
             value=kpi.column,
             kind=kpi.kind,
             currency=self.data.base_currency,
-            small_n="small_n" if kpi.rate else None,
+            small_n="small_n" if kpi.small_n else None,
             n="closed",
-            title=f"{kpi.label}: {dimension_label(self.dimension)} × "
+            title=f"{kpi.title}: {dimension_label(self.dimension)} × "
             f"{dimension_label(self.second_dimension)}",
             x_title=dimension_label(self.second_dimension),
             y_title=dimension_label(self.dimension),
@@ -332,7 +338,7 @@ class SegmentationExplorer(t.HasTraits):
     def _ranking_chart(self, ranking: pd.DataFrame | Exception) -> Any:
         kpi = KPIS[self.rank_kpi]
         if isinstance(ranking, Exception):
-            return charts.empty_chart(f"Not available: {ranking}", title=kpi.label)
+            return charts.empty_chart(f"Not available: {ranking}", title=kpi.title)
         overall = float(ranking["overall"].iloc[0]) if len(ranking) else float("nan")
         return charts.vs_average(
             ranking,
@@ -346,7 +352,7 @@ class SegmentationExplorer(t.HasTraits):
             high="high",
             n="n",
             value_title=kpi.label,
-            title=f"{kpi.label} by {dimension_label(self.dimension)} against the overall",
+            title=f"{kpi.title} by {dimension_label(self.dimension)} against the overall",
         )
 
     def _ranking_formats(self) -> dict[str, str]:

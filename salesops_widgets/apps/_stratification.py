@@ -17,6 +17,7 @@ import pandas as pd
 import traitlets as t
 
 from .. import charts, metrics
+from .._catalog import CATALOGUE
 from ..data import SalesData
 from ..errors import MissingDataError, ParameterError
 from ..widgets import (
@@ -41,29 +42,27 @@ from ._common import (
 __all__ = ["ENTITIES", "MEASURES", "METHODS", "OUTCOMES", "StratificationComparisons"]
 
 ENTITIES = {"owner_id": "reps", "account_id": "accounts", "product_id": "products"}
-MEASURES = {
+# measure of stratify -> its KPI column (named and formatted by the KPI catalogue)
+_MEASURE_KPI = {
     "bookings": "bookings",
     "opportunities": "opportunities",
-    "win_rate": "win rate",
-    "asp": "ASP",
-    "discount": "discount",
+    "win_rate": "win_rate",
+    "asp": "asp",
+    "discount": "portfolio_discount",
 }
+MEASURES = {measure: CATALOGUE[column].short for measure, column in _MEASURE_KPI.items()}
 METHODS = {"quartile": "quartiles", "decile": "deciles", "abc": "ABC", "abcd": "ABCD"}
-# outcome -> (value column of compare_strata's table, kind, label, better)
+# outcome -> (value column of compare_strata's table, kind, label, better), from the KPI catalogue
 OUTCOMES: dict[str, tuple[str, str, str, str]] = {
-    "win_rate": ("win_rate", "percent", "Win rate", "higher"),
-    "discount": ("portfolio_discount", "percent", "Discount (dollar-weighted)", "lower"),
-    "cycle_days": ("median_cycle_days_won", "days", "Median days to win", "lower"),
-    "asp": ("asp", "money", "ASP (average won deal)", "higher"),
+    outcome: (kpi.column, kpi.kind, kpi.title, kpi.better)
+    for outcome, kpi in (
+        ("win_rate", CATALOGUE["win_rate"]),
+        ("discount", CATALOGUE["portfolio_discount"]),
+        ("cycle_days", CATALOGUE["median_cycle_days_won"]),
+        ("asp", CATALOGUE["asp"]),
+    )
 }
 MIX_OUTCOMES = ("win_rate", "asp")
-_MEASURE_KIND = {
-    "bookings": "money",
-    "opportunities": "count",
-    "win_rate": "percent",
-    "asp": "money",
-    "discount": "percent",
-}
 
 
 @dataclass(frozen=True)
@@ -286,7 +285,7 @@ class StratificationComparisons(t.HasTraits):
 
     def _apply(self, frames: _Frames) -> None:
         self._strata = frames.strata
-        kind = _MEASURE_KIND[self.measure]
+        kind = CATALOGUE[_MEASURE_KPI[self.measure]].kind
         self.entities.formats = {"value": kind, "bookings": "money", "rank": "count"}
         self.entities.data = frames.strata
         self.tiers.formats = {"lowest": kind, "highest": kind}
