@@ -23,13 +23,13 @@ from .. import metrics
 from .._catalog import CATALOGUE
 from .._dates import date_parameter
 from ..data import SalesData
-from ..errors import MissingDataError, ParameterError
+from ..errors import ParameterError
 from ..metrics._stats import TOO_FEW
 from ..widgets import ChartView, DataTable, ExportBar, KPICards, cards_from_kpis, period_for_preset
 from . import _cycle_charts as plot
 from . import _cycle_display as show
 from ._base import Dashboard, Part
-from ._common import Controls, Grid, Panel, dimension_label
+from ._common import Controls, Grid, Panel, attempt, dimension_label
 from ._cycle_controls import flow_controls, stuck_controls, what_if_controls
 
 __all__ = ["SalesCycleAcceleration"]
@@ -75,14 +75,6 @@ def _next_quarter(as_of: _dt.date) -> tuple[_dt.date, _dt.date]:
     start = _dt.date(index // 4, 3 * (index % 4) + 1, 1)
     after = index + 1
     return start, _dt.date(after // 4, 3 * (after % 4) + 1, 1) - _dt.timedelta(days=1)
-
-
-def _attempt(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """The frame, or the MissingDataError saying what the view needs (the others still show)."""
-    try:
-        return fn(*args, **kwargs)
-    except MissingDataError as exc:
-        return exc
 
 
 class SalesCycleAcceleration(Dashboard):
@@ -307,8 +299,8 @@ class SalesCycleAcceleration(Dashboard):
         sel, by, order = self._selection(), [self.dimension], self.stage_order or None
         stuck = {"threshold": self.stuck_threshold, "top_n": None, "only_stuck": False}
         return {  # no stage history: these say so, the other views still show
-            "stages": _attempt(metrics.stage_durations, self.data, by=by, stage_order=order, **sel),
-            "open_deals": _attempt(
+            "stages": attempt(metrics.stage_durations, self.data, by=by, stage_order=order, **sel),
+            "open_deals": attempt(
                 metrics.stuck_deals, self.data, by=by, stage_order=order, **stuck, **sel
             ),
         }
