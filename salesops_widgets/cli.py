@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from ._catalog import CATALOGUE, KPI
 from .errors import ParameterError, SalesOpsError
 
 app = typer.Typer(
@@ -223,32 +225,46 @@ def kpis(
     _print_kpis(table, by or [], loaded)
 
 
-# (header, function of a row) for the terminal view; csv and json carry every column
-_KPI_VIEW = (
-    ("deals", lambda r: _num(r.opportunities)),
-    ("open", lambda r: _num(r.open)),
-    ("won", lambda r: _num(r.won)),
-    ("lost", lambda r: _num(r.lost)),
-    (
-        "win rate (95% CI)",
-        lambda r: _unless_few(
-            r, f"{_pct(r.win_rate)} ({_pct(r.win_rate_low)}–{_pct(r.win_rate_high)})"
-        ),
-    ),
-    ("ASP", lambda r: _unless_few(r, _num(r.asp))),
-    ("bookings", lambda r: _num(r.bookings)),
-    ("won cycle (median d)", lambda r: _unless_few(r, _num(r.median_cycle_days_won))),
-    ("time to close (KM median d)", lambda r: _num(r.km_median_days_to_close)),
-    ("discount", lambda r: _pct(r.portfolio_discount)),
-    # velocity multiplies the win rate and ASP, so it is no surer than they are
-    ("velocity /day", lambda r: _unless_few(r, _num(r.velocity))),
+# The terminal view's columns (csv and json carry every column), named, formatted and marked
+# "too few to say" as the KPI catalogue says; the win rate is shown with its interval.
+_KPI_COLUMNS = (
+    "opportunities",
+    "open",
+    "won",
+    "lost",
+    "win_rate",
+    "asp",
+    "bookings",
+    "median_cycle_days_won",
+    "km_median_days_to_close",
+    "portfolio_discount",
+    "velocity",  # multiplies the win rate and ASP, so it is no surer than they are
 )
+_WITH_INTERVAL = ("win_rate",)
 
 
-def _unless_few(row, text: str) -> str:
-    """``text``, or "too few to say" on a row with too few closed deals (as the dashboards
-    show the rates and averages of closed deals)."""
-    return "too few to say" if row.small_n else text
+def _kpi_text(row, kpi: KPI, interval: bool) -> str:
+    """One cell: the value, with its 95% interval when asked; "too few to say" for a KPI of
+    closed deals on a row with too few of them (as the dashboards show it)."""
+    if kpi.small_n and row.small_n:
+        from .metrics._stats import TOO_FEW
+
+        return TOO_FEW
+    text = _pct if kpi.kind == "percent" else _num
+    shown = text(getattr(row, kpi.column))
+    if interval:
+        shown += f" ({text(getattr(row, kpi.low))}–{text(getattr(row, kpi.high))})"
+    return shown
+
+
+def _kpi_column(column: str) -> tuple[str, Callable[[Any], str]]:
+    """(header, function of a row) of one column of the terminal view."""
+    kpi, interval = CATALOGUE[column], column in _WITH_INTERVAL
+    header = f"{kpi.short} (95% CI)" if interval else kpi.short
+    return header, lambda row: _kpi_text(row, kpi, interval)
+
+
+_KPI_VIEW = tuple(_kpi_column(c) for c in _KPI_COLUMNS)
 
 
 def _print_kpis(table, by: list[str], loaded) -> None:

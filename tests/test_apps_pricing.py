@@ -10,7 +10,7 @@ import pytest
 from _helpers import SALESFORCE
 from scipy import stats
 
-from salesops_widgets import load
+from salesops_widgets import load, metrics
 from salesops_widgets.apps import StickerShock
 from salesops_widgets.errors import ParameterError
 from salesops_widgets.metrics import DISCOUNT_BANDS
@@ -176,6 +176,30 @@ def test_clicking_a_heatmap_cell_lists_its_deals(app, raw):
     assert "25k–50k" in app.cell_deals.title and "30%" in app.cell_deals.title
 
 
+def test_a_cell_click_refreshes_through_the_status_line(app, monkeypatch):
+    # the click's query runs as a refresh of the dashboard: busy while it runs, then not
+    busy = []
+    app.status.observe(lambda change: busy.append(change["new"]), "busy")
+    _click(app.heatmap, "cell", [{"deal_size": "25k–50k", "discount_low": 0.3}])
+    assert busy == [True, False] and not app.cell_deals.data.empty
+    # a SalesOpsError raised in it is a sentence in the status line, not a traceback
+    message = "discount_cell_deals needs line_items, which this data does not have."
+
+    def fail(*args, **kwargs):
+        raise ParameterError(message)
+
+    monkeypatch.setattr(metrics, "discount_cell_deals", fail)
+    _click(app.heatmap, "cell", [{"deal_size": "25k–50k", "discount_low": 0.35}])
+    assert busy == [True, False, True, False]
+    assert app.status.message == f"Could not update this view: {message}"
+    html = app.status.to_static_html()
+    assert message in html and "Traceback" not in html
+    # the next click tries again, and a good one clears the message
+    monkeypatch.undo()
+    _click(app.heatmap, "cell", [{"deal_size": "25k–50k", "discount_low": 0.3}])
+    assert app.status.message == "" and "30%" in app.cell_deals.title
+
+
 def test_moving_the_cap_recomputes_only_the_what_if(app, raw):
     leakage = app.leakage_tables["owner"].data
     app.cap = 0.1
@@ -305,7 +329,7 @@ def test_a_dispersion_of_thousands_of_reps_shows_the_highest_medians():
     # 40 reps, rep k with median discount k/100: the chart keeps reps 10..39 (the 30 highest)
     import pandas as pd
 
-    from salesops_widgets.apps._pricing_display import _dispersion_chart
+    from salesops_widgets.apps._pricing_charts import _dispersion_chart
 
     frame = pd.DataFrame(
         {

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as w
 
 from ..data import SalesData
+from ..errors import MissingDataError
 from ..metrics import available_dimensions
 from ..widgets import static_mimebundle
 from ..widgets._html import esc
@@ -17,6 +18,7 @@ __all__ = [
     "Controls",
     "Grid",
     "Panel",
+    "attempt",
     "dimension_label",
     "dimension_options",
     "filter_arguments",
@@ -100,6 +102,15 @@ def _leaves(widget: w.Widget) -> list[w.Widget]:
     if isinstance(widget, w.Box):
         return [leaf for child in widget.children for leaf in _leaves(child)]
     return [widget]
+
+
+def attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, or the MissingDataError saying what the view needs (the other
+    views of the dashboard still show)."""
+    try:
+        return fn(*args, **kwargs)
+    except MissingDataError as exc:
+        return exc
 
 
 def p_text(p: Any) -> str:

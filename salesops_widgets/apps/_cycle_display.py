@@ -4,10 +4,10 @@ only arithmetic is presentation (a gap between two shown medians, a sign for out
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-import altair as alt
 import numpy as np
 import pandas as pd
 
@@ -54,6 +54,92 @@ _DAY_COLUMNS = (
     "age_days",
 )
 
+# column -> header of the tables (the KPI layer's names where they read well)
+_LABELS = {
+    "p10_cycle_days": "10th percentile",
+    "p25_cycle_days": "25th percentile",
+    "median_cycle_days": "median",
+    "p75_cycle_days": "75th percentile",
+    "p90_cycle_days": "90th percentile",
+    "median_days_to_close": "median days to close",
+    "interval_low_days": "95% interval from",
+    "interval_high_days": "to",
+    "closed_only_median_days": "closed-only median",
+    "gap_days": "gap",
+    "closed_by_day_90": "closed by day 90",
+    "closed_by_day_365": "closed by day 365",
+    "median_days_in_stage": "median days in stage",
+    "p90_days_in_stage": "90th percentile",
+    "next_stage_median_days": "its median days",
+    "conversion_to_next": "moved on to the next stage",
+    "still_in_stage": "still in stage",
+    "open_deals_ratio": "open deals ratio",
+    "speed_ratio": "speed ratio",
+    "velocity_what_if": "velocity what-if",
+    "velocity_change": "change",
+    "extra_bookings": "extra bookings next quarter",
+    "win_rate_what_if": "win rate what-if",
+    "asp_what_if": "ASP what-if",
+    "cycle_days_what_if": "days to close what-if",
+    "asp": "ASP",
+    "asp_ratio": "ASP ratio",
+}
+_DAYS = dict.fromkeys(_DAY_COLUMNS, "days")
+_STAGE_FORMATS = {**_DAYS, "conversion_to_next": "percent", "stays": "count"}
+_WHAT_IF_MONEY = ("velocity_what_if", "velocity_change", "extra_bookings", "asp_what_if")
+# the app's tables: attribute -> DataTable options (the app adds the data's currency)
+TABLES: dict[str, dict[str, Any]] = {
+    "distribution_table": {
+        "title": "Days from created to closed, won and lost deals (percentiles)",
+        "formats": _DAYS,
+        "labels": _LABELS,
+    },
+    "km_table": {
+        "title": "Median days to close: open deals counted (Kaplan–Meier) and closed only",
+        "formats": {**_DAYS, "closed_by_day_90": "percent", "closed_by_day_365": "percent"},
+        "labels": _LABELS,
+    },
+    "cif_table": {
+        "title": "Share of the deals won, and lost, by day 90 and day 365",
+        "formats": {f"{o}_by_day_{d}": "percent" for o in ("won", "lost") for d in (90, 365)},
+    },
+    "bottlenecks": {
+        "title": "The bottleneck stage of each segment, and the next slowest stage",
+        "small_n": None,
+        "formats": _STAGE_FORMATS,
+        "labels": _LABELS,
+    },
+    "stage_table": {
+        "title": "Every stage",
+        "small_n": None,
+        "formats": _STAGE_FORMATS,
+        "labels": _LABELS,
+    },
+    "deals_table": {
+        "small_n": None,
+        "max_rows": 100,
+        "formats": {**_DAYS, "close_date_pushes": "count"},
+        "labels": _LABELS,
+    },
+    "flow_table": {
+        "small_n": None,
+        "title": "Flow per segment (amounts)",
+        "formats": dict.fromkeys(MOVEMENTS, "money"),
+        "labels": {m: label.split(" (")[0].lower() for m, label in MOVEMENTS.items()},
+    },
+    "levers_table": {
+        "title": "Velocity and its four levers (ratios: the segment against the selection)",
+        "formats": {**_DAYS, **dict.fromkeys(_LEVER_RATIOS.values(), "ratio")},
+        "labels": _LABELS,
+    },
+    "what_if_table": {
+        "title": "What-if per segment (velocity per day; extra bookings over next quarter)",
+        "formats": dict.fromkeys(_WHAT_IF_MONEY, "money")
+        | {"win_rate_what_if": "percent", "cycle_days_what_if": "days"},
+        "labels": _LABELS,
+    },
+}
+
 # --------------------------------------------------------------------------------------------
 # Frames -> what the tables and sentences show
 
@@ -89,20 +175,44 @@ def _threshold_text(value: str | float) -> str:
     return "Median" if value == "median" else f"{_ordinal(value[1:])} percentile"
 
 
+_THRESHOLD = re.compile(r"p(\d{1,2}(\.\d+)?)|median")
+
+
+def _threshold(value: Any) -> str | float:
+    """A stuck threshold as the KPI layer takes it: "p90", "median", or a number of days."""
+    if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
+        value = float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    text = str(value).strip().lower()
+    match = _THRESHOLD.fullmatch(text)
+    if match is None or (match.group(1) and not 0 < float(match.group(1)) < 100):
+        raise ParameterError(
+            f"stuck_threshold={value!r}: use a percentile of the stage's usual time such as "
+            "'p90', 'p75' or 'median', or a number of days such as 60."
+        )
+    return text
+
+
+def _deals_title(threshold: str | float, only_stuck: bool, drill: Mapping[str, Any], n: int) -> str:
+    """ "Stuck open deals: in their stage longer than its 90th percentile (1,107)"."""
+    if isinstance(threshold, float):
+        rule = f"in their stage longer than {threshold:,.0f} days"
+    elif threshold == "median":
+        rule = "in their stage longer than its median in the segment"
+    else:
+        rule = f"in their stage longer than its {_ordinal(threshold[1:])} percentile in the segment"
+    what = f"Stuck open deals: {rule}" if only_stuck else f"Open deals (stuck: {rule})"
+    keys = [k for k in drill if k not in ("stage", "age_band", "outcome")]
+    keys += [k for k in ("stage", "age_band") if k in drill]
+    where = ", ".join(str(v) for key in keys for v in drill[key])
+    return f"{what}{' — ' + where if where else ''} ({n:,})"
+
+
 def _labelled(frame: pd.DataFrame, dim: str) -> pd.DataFrame:
     """``frame`` with the segment column named by its label, for a legend titled "Company
     size" rather than "Size band"."""
     return frame.rename(columns={dim: dimension_label(dim)})
-
-
-def _compact_axis(chart: Any) -> Any:
-    """Amounts on the x axis as "300M" or "400k", not "300,000,000": the full numbers of a
-    money axis run into each other in a static SVG (measured with vl-convert's fonts)."""
-    for layer in chart.layer:
-        x = layer.encoding.x if layer.encoding is not alt.Undefined else alt.Undefined
-        if x is not alt.Undefined and x.axis is not alt.Undefined:
-            x.axis = alt.Axis(format="~s")
-    return chart
 
 
 def _segments(dim: str) -> str:

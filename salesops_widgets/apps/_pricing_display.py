@@ -1,5 +1,6 @@
-"""Sticker Shock, display side: the KPI layer's frames turned into cards, charts and tables.
-No KPI is computed here; every number shown comes from salesops_widgets.metrics."""
+"""Sticker Shock, display side: the KPI layer's frames turned into cards, tables and notes, and
+the specs of its tables. No KPI is computed here; every number shown comes from
+salesops_widgets.metrics (its charts are in _pricing_charts)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,11 @@ from typing import Any
 import ipywidgets as w
 import pandas as pd
 
-from .. import charts
-from ..errors import MissingDataError
+from ..errors import MissingDataError, ParameterError
+from ..metrics._deals import NOT_SET
 from ..widgets import DataTable
 from ..widgets._html import esc
-from ._common import (
-    dimension_label,
-    p_text,
-)
+from ._common import p_text
 
 _Result = pd.DataFrame | MissingDataError
 _LEAKAGE_MONEY = (
@@ -37,17 +35,14 @@ _LEAKAGE_LABELS = {
     "corridor_leakage_share": "below, % of list",
     "lines_below_floor": "lines below",
 }
-_TOP_REPS = 20  # reps in the leakage chart (the table has them all)
-_MAX_BOXES = 30  # categories in a dispersion chart; beyond, the highest medians are shown
 _STEP = 0.05  # discount bins of the heatmap
 
 
 @dataclass(frozen=True)
 class _Frames:
-    """Everything one refresh computes: frames of the KPI layer, or the MissingDataError that
-    says what a view needs. ``key`` is what they were computed for, the cap aside."""
+    """The frames of every view but the what-if: frames of the KPI layer, or the
+    MissingDataError that says what a view needs."""
 
-    key: str
     overall: _Result  # deal_discounts of the won deals, one row
     waterfall: _Result
     compared: _Result  # price_waterfall by the segment, the two compared values only
@@ -63,7 +58,6 @@ class _Frames:
     realization: _Result  # deal_discounts by product_family
     trend: _Result
     guidance: _Result
-    what_if: _Result
 
 
 def _missing(result: Any) -> bool:
@@ -81,6 +75,113 @@ _BASIS = {
     "opportunities": "list to net price (no line_items table: list_amount to amount of the "
     "opportunities)",
 }
+
+
+# the app's tables: attribute -> DataTable options (the app adds the data's currency)
+TABLES: dict[str, dict[str, Any]] = {
+    "pocket_spread": {
+        "small_n": None,
+        "title": "Pocket price spread",
+        "formats": dict.fromkeys(_SPREAD_PERCENT, "percent") | {"volume": "number"},
+    },
+    "outliers": {
+        "small_n": None,
+        "formats": {"discount": "percent", "corridor_high": "percent", "excess": "money"},
+        "labels": {"corridor_high": "corridor top", "excess": "given over it"},
+    },
+    "cell_deals": {
+        "small_n": None,
+        "formats": {"discount": "percent", "discount_given": "money"},
+        "labels": {"discount_given": "given away"},
+        "title": "Deals in the clicked cell",
+    },
+    "band_table": {"title": "Win rate and cycle by discount band"},
+    "tests": {"small_n": None, "title": "Does discount buy wins? The tests"},
+    "lost_table": {
+        "small_n": None,
+        "title": "Closed deals lost on price, by discount quoted",
+        "formats": dict.fromkeys(
+            ("band_low", "band_high", "share_low", "share_high", "share_lost_on_price")
+            + ("price_share_of_losses",),
+            "percent",
+        ),
+    },
+    "guidance": {
+        "title": "Pricing guidance per segment (% of list)",
+        "labels": {
+            "floor_pct_of_list": "floor",
+            "target_pct_of_list": "target",
+            "stretch_pct_of_list": "stretch",
+        },
+        "formats": {"won_deals": "count", "max_discount": "percent"}
+        | dict.fromkeys(
+            ("floor_pct_of_list", "target_pct_of_list", "stretch_pct_of_list"), "percent"
+        ),
+    },
+    "what_if_table": {
+        "small_n": None,
+        "title": "Won deals over the cap, by their discount band",
+        "formats": {"kept": "percent", "expected_lost_deals": "number"}
+        | dict.fromkeys(
+            ("bookings_over_cap", "capped_bookings", "gross_recovered", "net_recovered")
+            + ("expected_lost_bookings",),
+            "money",
+        ),
+    },
+}
+LEAKAGE_TABLE: dict[str, Any] = {
+    "small_n": None,
+    "formats": dict.fromkeys(_LEAKAGE_MONEY, "money") | {"lines_below_floor": "count"},
+    "max_rows": 100,
+    "labels": _LEAKAGE_LABELS,
+}
+
+
+def _edges(values: Any, name: str, *, low: float, high: float | None, example: str) -> list:
+    """Band edges given as a parameter: at least two increasing numbers between ``low`` and
+    ``high``; a ParameterError that shows how to write them otherwise."""
+    try:
+        edges = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"{name}={values!r} must be a list of numbers, e.g. {example}."
+        ) from None
+    increasing = all(a < b for a, b in zip(edges[:-1], edges[1:], strict=False))
+    inside = all(low <= e and (high is None or e <= high) for e in edges)
+    if len(edges) < 2 or not increasing or not inside:
+        top = f" and {high}" if high is not None else ""
+        raise ParameterError(
+            f"{name}={values!r} must be at least two increasing edges between {low}{top}, "
+            f"e.g. {example}."
+        )
+    return edges
+
+
+def _corridor(value: Any) -> tuple[float, float]:
+    """The corridor parameter: two percentiles 0 <= low < high <= 1."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        low, high = 1.0, 0.0  # not two numbers: the message below
+    if not 0 <= low < high <= 1:
+        raise ParameterError(
+            f"corridor={value!r} must be two percentiles 0 <= low < high <= 1, e.g. (0.25, 0.75)."
+        )
+    return (low, high)
+
+
+def _cap(value: float) -> float:
+    """The discount cap of the what-if: a share of list between 0 and 0.99."""
+    if not 0 <= value <= 0.99:
+        raise ParameterError(f"cap={value!r} must be between 0 and 0.99 (0.2: 20% off).")
+    return float(value)
+
+
+def _largest_two(values: list[tuple[str, int]]) -> list[str]:
+    """The two values with the most deals; "(not set)" only when there is nothing else."""
+    ranked = sorted(values, key=lambda vn: (vn[0] == NOT_SET, -vn[1]))
+    names = [v for v, _ in ranked[:2]]
+    return [*names, "(none)", "(no other value)"][:2]
 
 
 def _percent(share: float) -> str:
@@ -118,25 +219,10 @@ def _note_html(text: str) -> str:
     return f'<p class="salesops-note" style="color: #52606d">{esc(text)}</p>'
 
 
-def _unavailable(result: Exception, title: str) -> Any:
-    return charts.empty_chart(f"Not available: {result}", title=title)
-
-
 def _one_segment(compared: _Result, dim: str, value: str) -> _Result:
     if _missing(compared):
         return compared
     return compared[compared[dim].astype(str) == value].drop(columns=[dim])
-
-
-def _waterfall_chart(frame: _Result, what: str, currency: str | None) -> Any:
-    if _missing(frame):
-        return _unavailable(frame, what)
-    return charts.waterfall(
-        frame,
-        currency=currency,
-        title=what,
-        empty_message=f"No won deals with a list price: {what}",
-    )
 
 
 def _basis_html(waterfall: _Result) -> str:
@@ -144,183 +230,6 @@ def _basis_html(waterfall: _Result) -> str:
     if _missing(waterfall) or waterfall.empty:
         return ""
     return _note_html(f"The waterfalls go from {_BASIS[waterfall['basis'].iloc[0]]}.")
-
-
-def _pocket_chart(band: _Result, spread: _Result, waterfall: _Result) -> Any:
-    price = "Pocket"
-    if not _missing(waterfall) and len(waterfall) and waterfall["basis"].iloc[0] != "line_items":
-        price = "Invoice"  # no off-invoice columns: the pocket price is the invoice price
-    title = f"{price} price band"
-    if _missing(band):
-        return _unavailable(band, title)
-    if not _missing(spread) and len(spread) and pd.notna(spread["pocket_p10"].iloc[0]):
-        s = spread.iloc[0]
-        title += f" (p10 {s.pocket_p10:.0%}, p50 {s.pocket_p50:.0%}, p90 {s.pocket_p90:.0%})"
-    return charts.histogram(
-        band,
-        count="volume_share",
-        kind="percent",
-        count_kind="percent",
-        label="band",
-        x_title=f"{price} price (% of list)",
-        y_title="Share of volume",
-        title=title,
-    )
-
-
-def _dispersion_chart(frame: _Result, dim: str) -> Any:
-    title = f"Discount per won deal by {dimension_label(dim).lower()}"
-    if _missing(frame):
-        return _unavailable(frame, title)
-    if len(frame) > _MAX_BOXES:  # a box per rep of thousands reads as nothing
-        title += f": the {_MAX_BOXES} of {len(frame):,} with the highest median discount"
-        frame = frame.nlargest(_MAX_BOXES, "median_deal_discount")
-    return charts.distribution_box(
-        frame,
-        category=dim,
-        p25="discount_p25",
-        median="median_deal_discount",
-        p75="discount_p75",
-        kind="percent",
-        n="deals_with_list",
-        category_title=dimension_label(dim),
-        value_title="Discount per deal",
-        title=title,
-    )
-
-
-def _heatmap_chart(size: _Result, corridor: tuple[float, float], currency: str | None) -> Any:
-    title = "Won deals by deal size and discount"
-    if _missing(size):
-        return _unavailable(size, title)
-    low, high = (f"p{c * 100:g}" for c in corridor)
-    band = size.attrs.get("corridor", pd.DataFrame())
-    band = band.rename(columns={"corridor_low": low, "corridor_high": high})
-    return charts.binned_scatter(
-        size,
-        x_bin="deal_size",
-        y_bin="discount_low",
-        y_end="discount_high",
-        count="deals",
-        currency=currency,
-        x_title="Deal size (list price)",
-        y_title="Discount",
-        corridor=band,
-        corridor_low=low,
-        corridor_high=high,
-        title=f"{title} ({low}–{high} corridor)",
-    )
-
-
-def _win_rate_chart(bands: _Result, tests: _Result) -> Any:
-    title = "Win rate by discount band"
-    if _missing(bands):
-        return _unavailable(bands, title)
-    if not _missing(tests):
-        title += f" (test: p {p_text(tests['p_value'].iloc[0])})"
-    return charts.strata_comparison(
-        bands,
-        tier="band",
-        value="win_rate",
-        low="win_rate_low",
-        high="win_rate_high",
-        kind="percent",
-        small_n="small_n",
-        n="closed",
-        selection=None,
-        tier_title="Discount band",
-        value_title="Win rate",
-        title=title,
-    )
-
-
-def _cycle_chart(bands: _Result) -> Any:
-    title = "Median days to win by discount band"
-    if _missing(bands):
-        return _unavailable(bands, title)
-    return charts.kpi_bars(
-        bands,
-        category="band",
-        value="median_cycle_days_won",
-        kind="days",
-        small_n="small_n",
-        n="won",
-        selection=None,
-        sort=None,
-        category_title="Discount band",
-        value_title="Median days to win",
-        title=title,
-    )
-
-
-def _lost_chart(lost: _Result) -> Any:
-    title = "Lost on price, by discount quoted"
-    if _missing(lost):
-        return _unavailable(lost, title)
-    return charts.strata_comparison(
-        lost,
-        tier="band",
-        value="share_lost_on_price",
-        low="share_low",
-        high="share_high",
-        kind="percent",
-        n="closed",
-        selection=None,
-        tier_title="Discount quoted",
-        value_title="Lost on price",
-        title=title,
-    )
-
-
-def _leakage_chart(by_rep: _Result, currency: str | None) -> Any:
-    title = f"Money below the corridor floor: the {_TOP_REPS} reps with the most"
-    if _missing(by_rep):
-        return _unavailable(by_rep, title)
-    return charts.kpi_bars(
-        by_rep.head(_TOP_REPS),
-        category="owner",
-        value="corridor_leakage",
-        kind="money",
-        currency=currency,
-        n="lines_below_floor",
-        category_title="Rep",
-        value_title="Below the corridor floor",
-        title=title,
-    )
-
-
-def _realization_chart(frame: _Result) -> Any:
-    title = "Price realization (Σ net / Σ list) by product family"
-    if _missing(frame):
-        return _unavailable(frame, title)
-    return charts.kpi_bars(
-        frame,
-        category="product_family",
-        value="price_realization",
-        kind="percent",
-        n="deals_with_list",
-        category_title="Product family",
-        value_title="Price realization",
-        title=title,
-    )
-
-
-def _trend_chart(frame: _Result) -> Any:
-    title = "Price realization by quarter of close (won deals)"
-    if _missing(frame):
-        return _unavailable(frame, title)
-    periods = pd.to_datetime(frame["period"])
-    # "23-Q4": short enough for a dozen quarters side by side
-    quarters = (periods.dt.year % 100).map("{:02d}".format) + "-Q" + periods.dt.quarter.astype(str)
-    return charts.line_over_time(
-        frame.assign(quarter=quarters),
-        period="quarter",
-        value="price_realization",
-        kind="percent",
-        period_title="Quarter of close",
-        value_title="Price realization",
-        title=title,
-    )
 
 
 def _leakage_display(leakage: _Result, dim: str) -> _Result:
@@ -375,7 +284,9 @@ def _total(result: _Result, column: str) -> float | None:
     return float(result[column].sum())
 
 
-def _cards(frames: _Frames, cap: float, currency: str | None) -> list[dict[str, Any]]:
+def _cards(
+    frames: _Frames, what_if: _Result, cap: float, currency: str | None
+) -> list[dict[str, Any]]:
     overall, spread, waterfall = frames.overall, frames.spread, frames.waterfall
     cards = []
     if _missing(overall) or overall.empty:
@@ -418,7 +329,6 @@ def _cards(frames: _Frames, cap: float, currency: str | None) -> list[dict[str, 
             "note": "what you are missing" if not _missing(leak) else f"needs {_needs(leak)}",
         }
     )
-    what_if = frames.what_if
     recovered = None if _missing(what_if) else what_if["net_recovered"].iloc[0]
     cards.append(
         {

@@ -10,12 +10,12 @@ import altair as alt
 import pandas as pd
 
 from ..errors import ParameterError
+from ..metrics._stats import TOO_FEW  # the one "too few to say" text
 from ._theme import INK, MUTED, PRIMARY, SMALL_N_GREY, Kind
 
 __all__ = ["EMPTY_MESSAGE", "TOO_FEW", "empty_chart"]
 
 EMPTY_MESSAGE = "No deals match these filters"
-TOO_FEW = "too few to say"
 Sort = str | Sequence[Any] | None
 
 

@@ -9,6 +9,7 @@ import ipywidgets as w
 import pandas as pd
 import traitlets as t
 
+from .._catalog import CATALOGUE
 from ..errors import ParameterError
 from ._format import TOO_FEW, format_delta, format_value, is_missing
 from ._html import COLORS, esc, style
@@ -31,38 +32,20 @@ _CARD_KEYS = {
 }
 _BETTER = ("higher", "lower", "neutral")
 
-# The default cards, from the columns of metrics.segment_kpis. "small_n": the card is a rate or
-# an average whose number is not to be trusted when the row is small_n (< 30 closed deals).
-KPI_CARDS: tuple[dict[str, Any], ...] = (
-    {"column": "opportunities", "label": "Opportunities", "kind": "count"},
-    {
-        "column": "win_rate",
-        "label": "Win rate",
-        "kind": "percent",
-        "low": "win_rate_low",
-        "high": "win_rate_high",
-        "small_n": True,
-    },
-    {"column": "bookings", "label": "Bookings", "kind": "money"},
-    {"column": "asp", "label": "Average selling price", "kind": "money", "small_n": True},
-    {
-        "column": "km_median_days_to_close",
-        "label": "Median days to close",
-        "kind": "days",
-        "low": "km_median_low",
-        "high": "km_median_high",
-        "better": "lower",
-        "small_n": True,
-    },
-    {
-        "column": "portfolio_discount",
-        "label": "Discount (dollar-weighted)",
-        "kind": "percent",
-        "better": "lower",
-    },
-    {"column": "velocity", "label": "Velocity per day", "kind": "money", "small_n": True},
-    {"column": "open_pipeline", "label": "Open pipeline", "kind": "money"},
+# The default cards, from the columns of metrics.segment_kpis, as the one KPI catalogue names
+# and formats them. "small_n": the card is a rate or an average of closed deals, whose number is
+# not to be trusted when the row is small_n (< 30 closed deals).
+_DEFAULT_CARDS = (
+    "opportunities",
+    "win_rate",
+    "bookings",
+    "asp",
+    "km_median_days_to_close",
+    "portfolio_discount",
+    "velocity",
+    "open_pipeline",
 )
+KPI_CARDS: tuple[dict[str, Any], ...] = tuple(CATALOGUE[c].card() for c in _DEFAULT_CARDS)
 _SPEC_KEYS = {"column", "label", "kind", "low", "high", "small_n", "better", "note"}
 
 
@@ -74,22 +57,22 @@ def _bound(row: pd.Series, column: str | None) -> float | None:
     return _number(row[column]) if column is not None and column in row.index else None
 
 
+def _spec_entry(item: str | Mapping[str, Any]) -> dict[str, Any]:
+    """A card spec completed from the KPI catalogue (a column name alone is its entry)."""
+    item = {"column": item} if isinstance(item, str) else dict(item)
+    unknown = set(item) - _SPEC_KEYS
+    if "column" not in item or unknown:
+        raise ParameterError(
+            f"card spec {item!r} needs 'column' and may have only {', '.join(sorted(_SPEC_KEYS))}."
+        )
+    known = CATALOGUE.get(item["column"])
+    return {**(known.card() if known else {"label": item["column"].replace("_", " ")}), **item}
+
+
 def _spec_entries(spec: Sequence[Any] | None) -> tuple[list[dict[str, Any]], bool]:
     if spec is None:
         return [dict(s) for s in KPI_CARDS], False
-    defaults = {s["column"]: s for s in KPI_CARDS}
-    entries = []
-    for item in spec:
-        if isinstance(item, str):
-            item = defaults.get(item, {"column": item, "label": item.replace("_", " ")})
-        unknown = set(item) - _SPEC_KEYS
-        if "column" not in item or unknown:
-            raise ParameterError(
-                f"card spec {item!r} needs 'column' and may have only "
-                f"{', '.join(sorted(_SPEC_KEYS))}."
-            )
-        entries.append({**defaults.get(item["column"], {}), **item})
-    return entries, True
+    return [_spec_entry(item) for item in spec], True
 
 
 def cards_from_kpis(
@@ -108,7 +91,7 @@ def cards_from_kpis(
     previous
         The same row for the comparison period, or None (no deltas).
     spec
-        Which cards: column names (the defaults of ``KPI_CARDS`` for known columns) or dicts
+        Which cards: column names (as the KPI catalogue shows them, for known columns) or dicts
         with ``column``, ``label``, ``kind``, ``low``/``high`` (interval columns), ``small_n``
         (True: hide the number when the row is small_n), ``better`` and ``note``. Default:
         ``KPI_CARDS``, leaving out the columns the row does not have.

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as w
-import pandas as pd
 import traitlets as t
 
+from .._dates import date_parameter
 from ..data import SalesData
 from ..errors import ParameterError, SalesOpsError
 from ..metrics import DIMENSIONS, available_dimensions, deals
@@ -55,19 +55,6 @@ _DATE_FIELDS = {"created_date": "Created in period", "closed_date": "Closed in p
 Period = tuple[_dt.date | None, _dt.date | None]
 
 
-def _to_date(value: Any, name: str) -> _dt.date | None:
-    if value is None or value == "" or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, _dt.datetime | pd.Timestamp):
-        return value.date()
-    if isinstance(value, _dt.date):
-        return value
-    try:
-        return _dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ParameterError(f"{name}={value!r} is not a date; write it as YYYY-MM-DD.") from None
-
-
 def _quarter_start(day: _dt.date) -> _dt.date:
     return _dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
 
@@ -94,7 +81,7 @@ def period_for_preset(preset: str, as_of: _dt.date) -> Period:
     (datetime.date(2025, 1, 1), datetime.date(2025, 3, 31))
     """
     key = _preset_key(preset)
-    as_of = _to_date(as_of, "as_of")
+    as_of = date_parameter(as_of, "as_of")
     if as_of is None:
         raise ParameterError("as_of is missing: presets are relative to the data's as-of date.")
     if key == "all":
@@ -128,7 +115,7 @@ def previous_period(start: Any, end: Any) -> tuple[_dt.date, _dt.date]:
     >>> previous_period("2025-03-10", "2025-03-19")  # 10 days -> the 10 days before
     (datetime.date(2025, 2, 28), datetime.date(2025, 3, 9))
     """
-    start, end = _to_date(start, "period start"), _to_date(end, "period end")
+    start, end = date_parameter(start, "period start"), date_parameter(end, "period end")
     if start is None or end is None:
         raise ParameterError(
             "previous_period needs both a start and an end; an open-ended period (such as "
@@ -292,8 +279,8 @@ class FilterBar(w.VBox):
             raise ParameterError(
                 f"period={period!r} must be two dates (start, end); use None for an open end."
             )
-        start = _to_date(period[0], "period start")
-        end = _to_date(period[1], "period end")
+        start = date_parameter(period[0], "period start")
+        end = date_parameter(period[1], "period end")
         if start and end and start > end:
             raise ParameterError(f"period start {start} is after its end {end}; swap them.")
         return (start, end)

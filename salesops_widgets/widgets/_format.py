@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ParameterError
+from ..metrics._stats import TOO_FEW  # the one "too few to say" text
 
 __all__ = [
     "KINDS",
@@ -25,7 +26,6 @@ __all__ = [
 ]
 
 MISSING = "–"
-TOO_FEW = "too few to say"
 KINDS = ("money", "percent", "days", "count", "ratio", "number", "date", "text")
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
 
