@@ -16,8 +16,10 @@ from typing import Any
 
 from .errors import ParameterError
 
-__all__ = ["CATALOGUE", "KPI", "check_kpis", "table_formats", "too_few_columns"]
+__all__ = ["CATALOGUE", "KPI", "TOO_FEW", "check_kpis", "table_formats", "too_few_columns"]
 
+# What a rate over fewer closed deals than metrics.MIN_CLOSED reads, wherever it is shown.
+TOO_FEW = "too few to say"
 KINDS = ("money", "percent", "days", "count", "ratio", "number")
 BETTER = ("higher", "lower", "neutral")
 

@@ -247,7 +247,7 @@ def _kpi_text(row, kpi: KPI, interval: bool) -> str:
     """One cell: the value, with its 95% interval when asked; "too few to say" for a KPI of
     closed deals on a row with too few of them (as the dashboards show it)."""
     if kpi.small_n and row.small_n:
-        from .metrics._stats import TOO_FEW
+        from ._catalog import TOO_FEW
 
         return TOO_FEW
     text = _pct if kpi.kind == "percent" else _num

@@ -22,7 +22,7 @@ METRICS = PACKAGE / "metrics"
 LEAVES = {
     "_codes": set(),
     "_groups": set(),
-    "_stats": set(),
+    "_stats": {".._catalog"},  # the "too few to say" text, from the display catalogue (a leaf)
     "_survival": set(),
     "_significance": {"._stats"},
 }

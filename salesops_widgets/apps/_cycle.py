@@ -20,11 +20,10 @@ import pandas as pd
 import traitlets as t
 
 from .. import metrics
-from .._catalog import CATALOGUE
+from .._catalog import CATALOGUE, TOO_FEW
 from .._dates import date_parameter
 from ..data import SalesData
 from ..errors import ParameterError
-from ..metrics._stats import TOO_FEW
 from ..widgets import ChartView, DataTable, ExportBar, KPICards, cards_from_kpis, period_for_preset
 from . import _cycle_charts as plot
 from . import _cycle_display as show

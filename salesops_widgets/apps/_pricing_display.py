@@ -12,7 +12,7 @@ import ipywidgets as w
 import pandas as pd
 
 from ..errors import MissingDataError, ParameterError
-from ..metrics._deals import NOT_SET
+from ..metrics import NOT_SET
 from ..widgets import DataTable
 from ..widgets._html import esc
 from ._common import p_text

@@ -9,8 +9,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from .._catalog import TOO_FEW  # the one "too few to say" text
 from ..errors import ParameterError
-from ..metrics._stats import TOO_FEW  # the one "too few to say" text
 from ._theme import INK, MUTED, PRIMARY, SMALL_N_GREY, Kind
 
 __all__ = ["EMPTY_MESSAGE", "TOO_FEW", "empty_chart"]

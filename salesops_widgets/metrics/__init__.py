@@ -5,6 +5,7 @@ Every function takes a SalesData plus keyword-only options (``by``, ``filters``,
 columns are named as in docs/metrics.md.
 """
 
+from ._codes import NOT_SET
 from ._cycle import cycle_histogram, cycle_quantiles, cycle_stats, cycle_summary, open_deal_aging
 from ._deals import DIMENSIONS, available_dimensions, deals, select_deals
 from ._detail import DEAL_LIST_COLUMNS, deal_list
@@ -96,6 +97,7 @@ __all__ = [
     "two_proportion_test",
     "DISCOUNT_BANDS",
     "MIN_CLOSED",
+    "NOT_SET",
     "available_dimensions",
     "deal_discounts",
     "deals",

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from .._catalog import TOO_FEW
+
 __all__ = ["MIN_CLOSED", "TOO_FEW", "wilson_interval", "small_n"]
 
-# Fewer closed deals than this: a rate is shown as "too few to say", not as a number.
+# Fewer closed deals than this: a rate is shown as "too few to say" (TOO_FEW), not as a number.
 MIN_CLOSED = 30
-TOO_FEW = "too few to say"
 
 
 def wilson_interval(

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from .._catalog import TOO_FEW  # the one "too few to say" text
 from ..errors import ParameterError
-from ..metrics._stats import TOO_FEW  # the one "too few to say" text
 
 __all__ = [
     "KINDS",
