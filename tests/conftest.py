@@ -106,6 +106,19 @@ def sample_dirs() -> dict[str, Path]:
     return {name: ensure_sample(name) for name in SAMPLES}
 
 
+@pytest.fixture(scope="session")
+def sample(sample_dirs: dict[str, Path]):
+    """The default sample, loaded once per session (per pytest-xdist worker).
+
+    Shared by every module: a SalesData never changes after ``load`` (its tables are fixed, and
+    what ``derived()`` keeps is derived from them). A test that changes the object or its
+    engine (``engine_owned``, a DuckDB setting) loads its own copy instead.
+    """
+    from salesops_widgets import load
+
+    return load(sample_dirs["default"])
+
+
 # --------------------------------------------------------------------------------------------------
 # Voilà server
 

@@ -13,22 +13,15 @@ from salesops_widgets.apps import SegmentationExplorer
 from salesops_widgets.errors import ParameterError
 from salesops_widgets.metrics import deals
 
-SAMPLE = "data/samples/default"
-
 
 @pytest.fixture(scope="module")
-def data(sample_dirs):
-    return load(sample_dirs["default"])
-
-
-@pytest.fixture(scope="module")
-def frame(data):
-    return deals(data).to_pandas()
+def frame(sample):
+    return deals(sample).to_pandas()
 
 
 @pytest.fixture
-def app(data):
-    return SegmentationExplorer(data, dimension="size_band", second_dimension="", debounce=0)
+def app(sample):
+    return SegmentationExplorer(sample, dimension="size_band", second_dimension="", debounce=0)
 
 
 def _win_rates(frame: pd.DataFrame, by: list[str]) -> pd.Series:
@@ -125,13 +118,13 @@ def test_a_filter_that_matches_nothing_shows_empty_states(app):
     assert app.detail.deals.empty
 
 
-def test_bad_parameters_get_a_clear_message(data):
+def test_bad_parameters_get_a_clear_message(sample):
     with pytest.raises(ParameterError, match="dimension='planet'"):
-        SegmentationExplorer(data, dimension="planet", debounce=0)
+        SegmentationExplorer(sample, dimension="planet", debounce=0)
     with pytest.raises(ParameterError, match="kpis=.*unknown: speed"):
-        SegmentationExplorer(data, kpis=["speed"], debounce=0)
+        SegmentationExplorer(sample, kpis=["speed"], debounce=0)
     with pytest.raises(ParameterError, match="same as dimension"):
-        SegmentationExplorer(data, dimension="region", second_dimension="region", debounce=0)
+        SegmentationExplorer(sample, dimension="region", second_dimension="region", debounce=0)
 
 
 def test_static_rendering_has_tables_and_svg_charts(app, monkeypatch):
@@ -146,12 +139,12 @@ def test_static_rendering_has_tables_and_svg_charts(app, monkeypatch):
     assert "text/html" not in app.segments._repr_mimebundle_()
 
 
-def test_period_parameter_forms(data):
-    app = SegmentationExplorer(data, period="2026-01-01..2026-06-30", debounce=0)
+def test_period_parameter_forms(sample):
+    app = SegmentationExplorer(sample, period="2026-01-01..2026-06-30", debounce=0)
     assert app.filter_bar.selection["period"] is not None
     start, end = app.filter_bar.selection["period"]
     assert (str(start), str(end)) == ("2026-01-01", "2026-06-30")
-    app2 = SegmentationExplorer(data, period="last_quarter", region="EMEA", debounce=0)
+    app2 = SegmentationExplorer(sample, period="last_quarter", region="EMEA", debounce=0)
     assert app2.filter_bar.preset == "last_quarter"
     assert app2.filter_bar.filters == {"region": ["EMEA"]}
     assert isinstance(app2.heatmap.chart, alt.TopLevelMixin)

@@ -12,18 +12,13 @@ from salesops_widgets.metrics import deals
 
 
 @pytest.fixture(scope="module")
-def data(sample_dirs):
-    return load(sample_dirs["default"])
-
-
-@pytest.fixture(scope="module")
-def frame(data):
-    return deals(data).to_pandas()
+def frame(sample):
+    return deals(sample).to_pandas()
 
 
 @pytest.fixture
-def app(data):
-    return StratificationComparisons(data, debounce=0)
+def app(sample):
+    return StratificationComparisons(sample, debounce=0)
 
 
 def _rows(spec):
@@ -112,14 +107,14 @@ def test_filter_that_matches_nothing_is_calm(app):
     assert app.detail.deals.empty
 
 
-def test_bad_parameters_get_a_clear_message(data):
+def test_bad_parameters_get_a_clear_message(sample):
     with pytest.raises(ParameterError, match="method='median'"):
-        StratificationComparisons(data, method="median", debounce=0)
+        StratificationComparisons(sample, method="median", debounce=0)
     with pytest.raises(ParameterError, match="outcomes='speed'"):
-        StratificationComparisons(data, outcomes=["speed"], debounce=0)
+        StratificationComparisons(sample, outcomes=["speed"], debounce=0)
     with pytest.raises(ParameterError, match="mix_outcome"):
-        StratificationComparisons(data, mix_outcome="discount", debounce=0)
-    assert isinstance(data, object) and pd is not None
+        StratificationComparisons(sample, mix_outcome="discount", debounce=0)
+    assert isinstance(sample, object) and pd is not None
 
 
 def test_an_outcome_the_data_cannot_give_says_so_and_the_rest_shows():

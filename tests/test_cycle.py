@@ -28,8 +28,6 @@ from salesops_widgets.metrics._cycle import (
     time_to_win_curves,
 )
 
-SAMPLE = "data/samples/default"
-
 # ------------------------------------------------------------------------------------------
 # A tiny pipeline, as of 2025-03-31. Every deal was created on 2025-01-01.
 # Stages: P = Prospecting, Q = Qualification, N = Negotiation, then Closed Won / Closed Lost.
@@ -96,11 +94,6 @@ def _frames(history: bool = True, history_close_date: bool = True) -> dict:
 @pytest.fixture(scope="module")
 def tiny():
     return load(_frames(), as_of=AS_OF)
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
 
 
 # ------------------------------------------------------------------------------------------

@@ -55,11 +55,6 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
-
-
-@pytest.fixture(scope="module")
 def raw():
     """The sample's opportunities with the account's size band, straight from the parquet
     files: cycle days of closed deals, age of open ones (as of 2026-09-30)."""

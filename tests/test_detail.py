@@ -9,13 +9,6 @@ from salesops_widgets import load
 from salesops_widgets.errors import ParameterError
 from salesops_widgets.metrics import DEAL_LIST_COLUMNS, deal_list, deals
 
-SAMPLE = "data/samples/default"
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
-
 
 @pytest.fixture(scope="module")
 def frame(sample):

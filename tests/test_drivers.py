@@ -51,11 +51,6 @@ def make(rows):
     return load({"opportunities": pd.DataFrame(rows)}, as_of="2025-06-30")
 
 
-@pytest.fixture(scope="module")
-def sample():
-    return load("data/samples/default")
-
-
 # --------------------------------------------------------------------------------------------------
 # bookings_bridge
 

@@ -9,8 +9,6 @@ from salesops_widgets import load
 from salesops_widgets.errors import ParameterError
 from salesops_widgets.metrics import deals, pipeline_flow
 
-SAMPLE = "data/samples/default"
-
 
 def opp(oid, created, close, status, amount):
     return {
@@ -100,11 +98,10 @@ def test_flow_without_history_has_no_slips():
     assert "stage_history" in out.attrs["note"]
 
 
-def test_flow_bridge_and_pandas_on_the_sample():
-    data = load(SAMPLE)
+def test_flow_bridge_and_pandas_on_the_sample(sample):
     start, end = pd.Timestamp("2026-06-30"), pd.Timestamp("2026-09-30")
-    out = pipeline_flow(data, start="2026-06-30", end="2026-09-30", by=["size_band"])
-    d = deals(data).to_pandas()
+    out = pipeline_flow(sample, start="2026-06-30", end="2026-09-30", by=["size_band"])
+    d = deals(sample).to_pandas()
     for band, part in out.groupby("size_band"):
         got = _as_dict(part, "deals")
         ref = d[d["size_band"] == band]

@@ -163,15 +163,15 @@ def run_notebook(name: str, tmp_path: Path, **parameters) -> nbformat.NotebookNo
 @pytest.mark.notebook
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("sample", "expected"),
+    ("name", "expected"),
     [
         ("default", ["opportunities", "samples/default"]),
         ("messy", ["opportunities", "samples/messy", "duplicate_id"]),
     ],
 )
-def test_data_quality_notebook_runs_on_sample(sample, expected, sample_dirs, tmp_path):
+def test_data_quality_notebook_runs_on_sample(name, expected, sample_dirs, tmp_path):
     # The default sample runs with the notebook's own defaults.
-    parameters = {} if sample == "default" else {"data_path": f"../data/samples/{sample}"}
+    parameters = {} if name == "default" else {"data_path": f"../data/samples/{name}"}
     nb = run_notebook("data_quality.ipynb", tmp_path, **parameters)
 
     assert _error_outputs(nb) == []

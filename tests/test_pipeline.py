@@ -20,7 +20,6 @@ from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
 from salesops_widgets.metrics._pipeline import coverage_window, pipeline_kpis
 
-SAMPLE = "data/samples/default"
 COLUMNS = [
     "opportunities", "open", "won", "lost", "closed", "win_rate", "win_rate_low",
     "win_rate_high", "value_win_rate", "bookings", "asp", "open_pipeline",
@@ -83,11 +82,6 @@ def _frames() -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def tiny():
     return load(_frames(), as_of=AS_OF)
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
 
 
 def _row(frame: pd.DataFrame, **where) -> pd.Series:

@@ -20,7 +20,6 @@ from salesops_widgets.metrics import (
     realization_over_time,
 )
 
-SAMPLE = "data/samples/default"
 approx = pytest.approx
 _IDS = itertools.count(1)
 
@@ -36,11 +35,6 @@ def deal(status, list_amount, discount, reason=None, close="2025-02-01"):
         "is_won": status == "won",
         "loss_reason": reason,
     }
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,6 @@ from salesops_widgets.metrics._pricing import (
     price_waterfall,
 )
 
-SAMPLE = "data/samples/default"
 HABITUAL_DISCOUNTERS = {"REP-003", "REP-008", "REP-013"}  # data/samples/README.md, effect 2
 DEDUCTIONS = ["on_invoice_discount", "rebate", "freight", "payment_terms_cost"]
 
@@ -89,11 +88,6 @@ def _frames() -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def tiny():
     return load(_frames())
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
 
 
 def _by(frame: pd.DataFrame, key: str) -> pd.DataFrame:

@@ -19,7 +19,6 @@ from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
 from salesops_widgets.metrics import deals, segments_vs_overall
 
-SAMPLE = "data/samples/default"
 approx = pytest.approx
 _IDS = itertools.count(1)
 START = dt.date(2025, 1, 1)
@@ -37,11 +36,6 @@ def deal(deal_type, status, amount=100.0, days=10, list_amount=None):
         "is_won": status == "won",
         "deal_type": deal_type,
     }
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
 
 
 @pytest.fixture(scope="module")

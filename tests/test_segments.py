@@ -25,11 +25,6 @@ REQUIRED = [
 
 
 @pytest.fixture(scope="module")
-def sample():
-    return load("data/samples/default")
-
-
-@pytest.fixture(scope="module")
 def tiny():
     return _tiny()
 

@@ -34,7 +34,6 @@ from salesops_widgets.metrics._strata import (
 )
 from salesops_widgets.metrics._tests import chi_square_test
 
-SAMPLE = "data/samples/default"
 SETTINGS = settings(max_examples=30, deadline=None)
 approx = pytest.approx
 START = dt.date(2025, 1, 1)
@@ -88,11 +87,6 @@ FIVE = [
 @pytest.fixture(scope="module")
 def five():
     return make(FIVE)
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
 
 
 # --------------------------------------------------------------------------------------------------
