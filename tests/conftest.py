@@ -119,6 +119,18 @@ def sample(sample_dirs: dict[str, Path]):
     return load(sample_dirs["default"])
 
 
+@pytest.fixture(scope="session")
+def sample_deals(sample):
+    """The default sample's deals view as a pandas DataFrame (``deals(sample).to_pandas()``),
+    for references computed independently in pandas.
+
+    Shared by every module: select from it or copy it, never change it in place.
+    """
+    from salesops_widgets.metrics import deals
+
+    return deals(sample).to_pandas()
+
+
 # --------------------------------------------------------------------------------------------------
 # Voilà server
 

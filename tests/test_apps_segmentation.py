@@ -11,12 +11,6 @@ import pytest
 from salesops_widgets import load
 from salesops_widgets.apps import SegmentationExplorer
 from salesops_widgets.errors import ParameterError
-from salesops_widgets.metrics import deals
-
-
-@pytest.fixture(scope="module")
-def frame(sample):
-    return deals(sample).to_pandas()
 
 
 @pytest.fixture
@@ -36,20 +30,22 @@ def _click(view, name, points):
     view.widget._vl_selections = {name: {"value": value, "store": []}}
 
 
-def test_table_is_the_segment_kpis(app, frame):
+def test_table_is_the_segment_kpis(app, sample_deals):
     table = app.table.data.set_index("size_band")
-    ref = _win_rates(frame, ["size_band"])
+    ref = _win_rates(sample_deals, ["size_band"])
     assert table["win_rate"].to_dict() == pytest.approx(ref.to_dict())
-    won = frame[frame["status"] == "won"]
+    won = sample_deals[sample_deals["status"] == "won"]
     ref_bookings = won.groupby("size_band")["amount"].sum().to_dict()
     assert table["bookings"].to_dict() == pytest.approx(ref_bookings)
     assert set(app.table.data.columns) >= {"win_rate_low", "win_rate_high", "velocity", "small_n"}
 
 
-def test_a_filter_changes_every_view(app, frame):
+def test_a_filter_changes_every_view(app, sample_deals):
     app.filter_bar.filters = {"region": ["EMEA"], "deal_type": ["New Business"]}
     assert app.status.busy is False and app.status.message == ""
-    part = frame[(frame["region"] == "EMEA") & (frame["deal_type"] == "New Business")]
+    part = sample_deals[
+        (sample_deals["region"] == "EMEA") & (sample_deals["deal_type"] == "New Business")
+    ]
     table = app.table.data.set_index("size_band")
     assert table["win_rate"].to_dict() == pytest.approx(_win_rates(part, ["size_band"]).to_dict())
     cards = {c["label"]: c for c in app.cards.cards}
@@ -61,10 +57,10 @@ def test_a_filter_changes_every_view(app, frame):
     assert ranking["n"].to_dict() == closed.groupby("size_band").size().to_dict()
 
 
-def test_two_dimensions_and_the_heatmap(app, frame):
+def test_two_dimensions_and_the_heatmap(app, sample_deals):
     app.second_dimension = "region"
     table = app.table.data.set_index(["size_band", "region"])
-    ref = _win_rates(frame, ["size_band", "region"])
+    ref = _win_rates(sample_deals, ["size_band", "region"])
     assert table["win_rate"].to_dict() == pytest.approx(ref.to_dict())
     spec = app.heatmap.chart.to_dict()
     fields = {
@@ -90,12 +86,12 @@ def test_kpi_charts_follow_the_chosen_kpis(app):
     assert "Win rate" in titles[0] and "Bookings" in titles[1]
 
 
-def test_clicking_a_bar_lists_the_deals_behind_it(app, frame):
+def test_clicking_a_bar_lists_the_deals_behind_it(app, sample_deals):
     view = app.kpi_charts.children[0]  # win rate by size band
     _click(view, "pick", [{"size_band": "SMB"}])
     assert app.detail.extra_filters == {"size_band": ["SMB"]}
     got = app.detail.deals
-    ref = frame[frame["size_band"] == "SMB"].sort_values(
+    ref = sample_deals[sample_deals["size_band"] == "SMB"].sort_values(
         ["amount", "opportunity_id"], ascending=[False, True]
     )
     assert got["opportunity_id"].tolist() == ref["opportunity_id"].head(50).tolist()

@@ -8,12 +8,6 @@ import pytest
 from salesops_widgets import load
 from salesops_widgets.apps import StratificationComparisons
 from salesops_widgets.errors import ParameterError
-from salesops_widgets.metrics import deals
-
-
-@pytest.fixture(scope="module")
-def frame(sample):
-    return deals(sample).to_pandas()
 
 
 @pytest.fixture
@@ -42,20 +36,20 @@ def _click(view, name, points):
     view.widget._vl_selections = {name: {"value": value, "store": []}}
 
 
-def test_tiers_are_quartiles_of_rep_bookings(app, frame):
-    won = frame[frame["status"] == "won"]
+def test_tiers_are_quartiles_of_rep_bookings(app, sample_deals):
+    won = sample_deals[sample_deals["status"] == "won"]
     bookings = won.groupby("owner_id")["amount"].sum()
     ranked = app.entities.data.set_index("entity")
     assert ranked["value"].to_dict() == pytest.approx(bookings.to_dict())
     # the top tier holds the reps with the largest bookings: its lowest is above Q2's highest
     tiers = app.tiers.data.set_index("tier")
     assert tiers.loc["Q1", "lowest"] > tiers.loc["Q2", "highest"]
-    assert tiers["entities"].sum() == frame["owner_id"].nunique()
+    assert tiers["entities"].sum() == sample_deals["owner_id"].nunique()
 
 
-def test_win_rate_per_tier_matches_pandas(app, frame):
+def test_win_rate_per_tier_matches_pandas(app, sample_deals):
     strata = app.entities.data[["entity", "tier"]].rename(columns={"entity": "owner_id"})
-    closed = frame[frame["status"] != "open"].merge(strata, on="owner_id")
+    closed = sample_deals[sample_deals["status"] != "open"].merge(strata, on="owner_id")
     ref = closed.groupby("tier", observed=True)["is_won"].mean()
     chart = app.comparisons.children[0].chart.to_dict()
     values = {row["tier"]: row["win_rate"] for row in _rows(chart) if "win_rate" in row}
@@ -75,12 +69,12 @@ def test_tests_table_names_each_test_and_outcome(app):
     assert row["test"] == "two-proportion z" and row["significant"] == "yes"
 
 
-def test_clicking_a_tier_lists_its_reps_deals(app, frame):
+def test_clicking_a_tier_lists_its_reps_deals(app, sample_deals):
     view = app.comparisons.children[0]
     _click(view, "tier", [{"tier": "Q4"}])
     q4 = set(app.entities.data.loc[app.entities.data["tier"].astype(str) == "Q4", "entity"])
     got = app.detail.deals
-    ref = frame[frame["owner_id"].isin(q4)].sort_values(
+    ref = sample_deals[sample_deals["owner_id"].isin(q4)].sort_values(
         ["amount", "opportunity_id"], ascending=[False, True]
     )
     assert got["opportunity_id"].tolist() == ref["opportunity_id"].head(50).tolist()

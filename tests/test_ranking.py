@@ -17,7 +17,7 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
-from salesops_widgets.metrics import deals, segments_vs_overall
+from salesops_widgets.metrics import segments_vs_overall
 
 approx = pytest.approx
 _IDS = itertools.count(1)
@@ -36,11 +36,6 @@ def deal(deal_type, status, amount=100.0, days=10, list_amount=None):
         "is_won": status == "won",
         "deal_type": deal_type,
     }
-
-
-@pytest.fixture(scope="module")
-def sample_deals(sample):
-    return deals(sample).to_pandas()
 
 
 def test_win_rate_vs_rest_by_hand():
