@@ -60,7 +60,7 @@ HIST = [
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny_window():
     frames = {"opportunities": pd.DataFrame(OPPS), "stage_history": pd.DataFrame(HIST)}
     return load(frames, as_of="2025-06-30")
 
@@ -69,8 +69,8 @@ def _as_dict(frame: pd.DataFrame, column: str) -> dict:
     return dict(zip(frame["movement"], frame[column], strict=True))
 
 
-def test_flow_by_hand(tiny):
-    out = pipeline_flow(tiny, start="2025-03-31", end="2025-06-30")
+def test_flow_by_hand(tiny_window):
+    out = pipeline_flow(tiny_window, start="2025-03-31", end="2025-06-30")
     assert _as_dict(out, "deals") == {
         "open_at_start": 3,
         "new": 2,
@@ -120,10 +120,10 @@ def test_flow_bridge_and_pandas_on_the_sample(sample):
         assert bridge == pytest.approx(_as_dict(part, "amount")["open_at_end"])
 
 
-def test_flow_bad_dates(tiny):
+def test_flow_bad_dates(tiny_window):
     with pytest.raises(ParameterError, match="swap"):
-        pipeline_flow(tiny, start="2025-06-30", end="2025-03-31")
+        pipeline_flow(tiny_window, start="2025-06-30", end="2025-03-31")
     with pytest.raises(ParameterError, match="after the as-of"):
-        pipeline_flow(tiny, start="2025-03-31", end="2025-12-31")
+        pipeline_flow(tiny_window, start="2025-03-31", end="2025-12-31")
     with pytest.raises(ParameterError, match="YYYY-MM-DD"):
-        pipeline_flow(tiny, start="last week", end="2025-06-30")
+        pipeline_flow(tiny_window, start="last week", end="2025-06-30")

@@ -25,7 +25,7 @@ REQUIRED = [
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny_segments():
     return _tiny()
 
 
@@ -55,8 +55,8 @@ def test_velocity_by_hand():
     assert np.isnan(out).all()
 
 
-def test_segment_table_by_hand(tiny):
-    table = segment_kpis(tiny, by=["deal_type"]).set_index("deal_type")
+def test_segment_table_by_hand(tiny_segments):
+    table = segment_kpis(tiny_segments, by=["deal_type"]).set_index("deal_type")
     a = table.loc["A"]
     assert (a.opportunities, a.open, a.won, a.lost) == (4, 1, 2, 1)
     assert a.win_rate == pytest.approx(2 / 3)  # won 2 / (won 2 + lost 1)
