@@ -15,16 +15,15 @@ from salesops_widgets import load, metrics
 from salesops_widgets.apps import SalesCycleAcceleration
 from salesops_widgets.errors import ParameterError
 
-SAMPLE = "data/samples/default"
 AS_OF = pd.Timestamp("2026-09-30")  # the default sample's as-of date (data/samples/README.md)
 
 
 @pytest.fixture(scope="module")
-def raw():
+def raw(sample_dirs):
     """The sample's opportunities with the account's size band and region, from the parquet
     files: cycle days of closed deals, age of open ones."""
-    opps = pd.read_parquet(f"{SAMPLE}/opportunities.parquet")
-    accounts = pd.read_parquet(f"{SAMPLE}/accounts.parquet")
+    opps = pd.read_parquet(sample_dirs["default"] / "opportunities.parquet")
+    accounts = pd.read_parquet(sample_dirs["default"] / "accounts.parquet")
     out = opps.merge(accounts[["account_id", "size_band", "region"]], on="account_id")
     created, closed = pd.to_datetime(out["created_date"]), pd.to_datetime(out["close_date"])
     out["cycle"] = np.where(out["is_closed"], (closed - created).dt.days, np.nan)
@@ -34,10 +33,10 @@ def raw():
 
 
 @pytest.fixture(scope="module")
-def stays(raw):
+def stays(raw, sample_dirs):
     """Every stay in an open stage, in calendar days (to the next stage's day, or to the as-of
     date for an open deal's current stage, then censored)."""
-    sh = pd.read_parquet(f"{SAMPLE}/stage_history.parquet")
+    sh = pd.read_parquet(sample_dirs["default"] / "stage_history.parquet")
     sh = sh.merge(raw[["opportunity_id", "size_band", "is_closed"]], on="opportunity_id")
     sh = sh.sort_values(["opportunity_id", "entered_at"])
     sh["day"] = sh["entered_at"].dt.normalize()
@@ -312,8 +311,8 @@ def test_changing_the_dimension_resegments_every_view(fresh):
 # Degrading, parameters, static output
 
 
-def test_without_stage_history_the_stage_views_say_what_they_need():
-    opportunities = pd.read_parquet(f"{SAMPLE}/opportunities.parquet")
+def test_without_stage_history_the_stage_views_say_what_they_need(sample_dirs):
+    opportunities = pd.read_parquet(sample_dirs["default"] / "opportunities.parquet")
     data = load({"opportunities": opportunities})
     app = SalesCycleAcceleration(data, dimension="deal_type", debounce=0)
     assert "stage_history" in app.funnel_chart.children[0].message

@@ -19,8 +19,6 @@ from salesops_widgets.metrics._cycle_views import (
     open_deal_aging,
 )
 
-SAMPLE = "data/samples/default"
-
 # ------------------------------------------------------------------------------------------
 # A tiny pipeline, as of 2025-03-31.
 #
@@ -55,11 +53,12 @@ def tiny_cycles():
 
 
 @pytest.fixture(scope="module")
-def raw():
+def raw(sample_dirs):
     """The sample's opportunities with the account's size band, straight from the parquet
     files: cycle days of closed deals, age of open ones (as of 2026-09-30)."""
-    opps = pd.read_parquet(f"{SAMPLE}/opportunities.parquet")
-    accounts = pd.read_parquet(f"{SAMPLE}/accounts.parquet")[["account_id", "size_band"]]
+    opps = pd.read_parquet(sample_dirs["default"] / "opportunities.parquet")
+    accounts = pd.read_parquet(sample_dirs["default"] / "accounts.parquet")
+    accounts = accounts[["account_id", "size_band"]]
     out = opps.merge(accounts, on="account_id", how="left")
     created = pd.to_datetime(out["created_date"])
     closed = pd.to_datetime(out["close_date"])

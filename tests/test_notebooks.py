@@ -171,7 +171,7 @@ def run_notebook(name: str, tmp_path: Path, **parameters) -> nbformat.NotebookNo
 )
 def test_data_quality_notebook_runs_on_sample(name, expected, sample_dirs, tmp_path):
     # The default sample runs with the notebook's own defaults.
-    parameters = {} if name == "default" else {"data_path": f"../data/samples/{name}"}
+    parameters = {} if name == "default" else {"data_path": str(sample_dirs[name])}
     nb = run_notebook("data_quality.ipynb", tmp_path, **parameters)
 
     assert _error_outputs(nb) == []

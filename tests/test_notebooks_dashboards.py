@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLES_DIR
 from test_notebooks import _error_outputs, run_notebook
 
 from salesops_widgets import metrics
@@ -21,7 +22,7 @@ DASHBOARDS = [
 ]
 DATASETS = {
     "default": {},  # the notebook's own defaults
-    "messy": {"data_path": "../data/samples/messy"},
+    "messy": {"data_path": str(SAMPLES_DIR / "messy")},
     "salesforce": {"data_path": str(FIXTURES_DIR / "salesforce"), "mapping": "salesforce"},
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from _helpers import small_frames
+from conftest import SAMPLES_DIR
 
 from salesops_widgets import load
 from salesops_widgets.errors import ParameterError
@@ -43,4 +44,4 @@ def test_static_rendering_is_a_closed_details_element(small):
 def test_accepts_a_report_and_refuses_other_things(small):
     assert QualityPanel(small.report).report is small.report
     with pytest.raises(ParameterError, match="load"):
-        QualityPanel("data/samples/default")
+        QualityPanel(str(SAMPLES_DIR / "default"))  # a path, not loaded data
