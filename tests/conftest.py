@@ -3,7 +3,9 @@
 Sections:
 
 - paths of the repository;
-- sample CRM exports under data/samples/ (generated with ``salesops sample`` when missing);
+- sample CRM exports under data/samples/ (generated with ``salesops sample`` when missing),
+  and the datasets loaded once per session and shared by every module (``sample``,
+  ``sample_deals``, ``small_canonical``);
 - a Voilà server on 127.0.0.1 serving notebooks/ with our offline template, and ``salesops serve``
   (the production set-up: sources stripped, tracebacks hidden, URL parameters);
 - a Playwright browser on Debian's chromium, and a page that records its requests and errors.
@@ -129,6 +131,17 @@ def sample_deals(sample):
     from salesops_widgets.metrics import deals
 
     return deals(sample).to_pandas()
+
+
+@pytest.fixture(scope="session")
+def small_canonical():
+    """The small canonical dataset of tests/_helpers.py (9 opportunities, whose exclusions are
+    known by hand), loaded once per session; shared like ``sample``."""
+    from _helpers import small_frames
+
+    from salesops_widgets import load
+
+    return load(small_frames())
 
 
 # --------------------------------------------------------------------------------------------------
