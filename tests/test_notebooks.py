@@ -224,22 +224,47 @@ def _passed(value: ast.expr, parameters: dict) -> tuple[str, object] | None:
     return None
 
 
+def _keyword_defaults(callee) -> dict[str, object]:
+    """The keyword parameters a function or class takes, with their defaults
+    (``inspect.Parameter.empty`` when required). A class whose ``__init__`` takes ``**options``
+    passes them on to its base (``super().__init__(data, **options)``), so the bases' parameters
+    count too, the nearest first."""
+    if not isinstance(callee, type):
+        return _own_keywords(inspect.signature(callee))[0]
+    found: dict[str, object] = {}
+    for owner in (k for k in callee.__mro__ if "__init__" in vars(k)):
+        keywords, forwards = _own_keywords(inspect.signature(owner.__init__))
+        found = keywords | found
+        if not forwards:
+            break
+    return found
+
+
+def _own_keywords(signature: inspect.Signature) -> tuple[dict[str, object], bool]:
+    """({keyword: default}, whether it takes ``**kwargs``) of one signature."""
+    params = list(signature.parameters.values())
+    keywords = {
+        p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    return keywords, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
 def _passed_on(path: Path) -> list[tuple[str, str, object, object]]:
     """(parameter, ``callee(keyword=...)``, the value the callee gets, the callee's default) for
     every parameter the notebook passes straight to a package function or dashboard."""
     parameters = _parameters(path)
     found = []
     for callee, call in _package_calls(nbformat.read(path, as_version=4)):
-        signature = inspect.signature(_resolve(callee)).parameters
+        defaults = _keyword_defaults(_resolve(callee))
         for keyword in call.keywords:
             passed = _passed(keyword.value, parameters)
             if passed is None:
                 continue
             name, value = passed
-            assert keyword.arg in signature, (
+            assert keyword.arg in defaults, (
                 f"{path.name} passes {name} as {keyword.arg}=, which {callee} does not take"
             )
-            default = signature[keyword.arg].default
+            default = defaults[keyword.arg]
             if default is not inspect.Parameter.empty:
                 found.append((name, f"{callee}({keyword.arg}=...)", value, default))
     return found
@@ -248,7 +273,8 @@ def _passed_on(path: Path) -> list[tuple[str, str, object, object]]:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_parameters_passed_on_have_the_package_defaults(path):
     """A parameter the notebook passes straight to a package function or dashboard has that
-    callee's default (``inspect.signature``), unless NOTEBOOK_CHOICES says why not."""
+    callee's default (``inspect.signature``, the dashboard base's for what a dashboard passes on
+    with ``**options``), unless NOTEBOOK_CHOICES says why not."""
     notebook, passed_on = path.name, _passed_on(path)
     assert passed_on, f"{notebook} passes no parameter to the package: is this test still right?"
     for name, target, value, default in passed_on:
