@@ -3,7 +3,9 @@
 Sections:
 
 - paths of the repository;
-- sample CRM exports under data/samples/ (generated with ``salesops sample`` when missing);
+- sample CRM exports under data/samples/ (generated with ``salesops sample`` when missing),
+  and the datasets loaded once per session and shared by every module (``sample``,
+  ``sample_deals``, ``small_canonical``);
 - a Voilà server on 127.0.0.1 serving notebooks/ with our offline template, and ``salesops serve``
   (the production set-up: sources stripped, tracebacks hidden, URL parameters);
 - a Playwright browser on Debian's chromium, and a page that records its requests and errors.
@@ -104,6 +106,42 @@ def ensure_sample(name: str) -> Path:
 def sample_dirs() -> dict[str, Path]:
     """The sample exports under data/samples/, by name ("default", "messy")."""
     return {name: ensure_sample(name) for name in SAMPLES}
+
+
+@pytest.fixture(scope="session")
+def sample(sample_dirs: dict[str, Path]):
+    """The default sample, loaded once per session (per pytest-xdist worker).
+
+    Shared by every module: a SalesData never changes after ``load`` (its tables are fixed, and
+    what ``derived()`` keeps is derived from them). A test that changes the object or its
+    engine (``engine_owned``, a DuckDB setting) loads its own copy instead.
+    """
+    from salesops_widgets import load
+
+    return load(sample_dirs["default"])
+
+
+@pytest.fixture(scope="session")
+def sample_deals(sample):
+    """The default sample's deals view as a pandas DataFrame (``deals(sample).to_pandas()``),
+    for references computed independently in pandas.
+
+    Shared by every module: select from it or copy it, never change it in place.
+    """
+    from salesops_widgets.metrics import deals
+
+    return deals(sample).to_pandas()
+
+
+@pytest.fixture(scope="session")
+def small_canonical():
+    """The small canonical dataset of tests/_helpers.py (9 opportunities, whose exclusions are
+    known by hand), loaded once per session; shared like ``sample``."""
+    from _helpers import small_frames
+
+    from salesops_widgets import load
+
+    return load(small_frames())
 
 
 # --------------------------------------------------------------------------------------------------

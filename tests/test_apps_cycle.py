@@ -15,21 +15,15 @@ from salesops_widgets import load, metrics
 from salesops_widgets.apps import SalesCycleAcceleration
 from salesops_widgets.errors import ParameterError
 
-SAMPLE = "data/samples/default"
 AS_OF = pd.Timestamp("2026-09-30")  # the default sample's as-of date (data/samples/README.md)
 
 
 @pytest.fixture(scope="module")
-def data(sample_dirs):
-    return load(sample_dirs["default"])
-
-
-@pytest.fixture(scope="module")
-def raw():
+def raw(sample_dirs):
     """The sample's opportunities with the account's size band and region, from the parquet
     files: cycle days of closed deals, age of open ones."""
-    opps = pd.read_parquet(f"{SAMPLE}/opportunities.parquet")
-    accounts = pd.read_parquet(f"{SAMPLE}/accounts.parquet")
+    opps = pd.read_parquet(sample_dirs["default"] / "opportunities.parquet")
+    accounts = pd.read_parquet(sample_dirs["default"] / "accounts.parquet")
     out = opps.merge(accounts[["account_id", "size_band", "region"]], on="account_id")
     created, closed = pd.to_datetime(out["created_date"]), pd.to_datetime(out["close_date"])
     out["cycle"] = np.where(out["is_closed"], (closed - created).dt.days, np.nan)
@@ -39,10 +33,10 @@ def raw():
 
 
 @pytest.fixture(scope="module")
-def stays(raw):
+def stays(raw, sample_dirs):
     """Every stay in an open stage, in calendar days (to the next stage's day, or to the as-of
     date for an open deal's current stage, then censored)."""
-    sh = pd.read_parquet(f"{SAMPLE}/stage_history.parquet")
+    sh = pd.read_parquet(sample_dirs["default"] / "stage_history.parquet")
     sh = sh.merge(raw[["opportunity_id", "size_band", "is_closed"]], on="opportunity_id")
     sh = sh.sort_values(["opportunity_id", "entered_at"])
     sh["day"] = sh["entered_at"].dt.normalize()
@@ -55,15 +49,15 @@ def stays(raw):
 
 
 @pytest.fixture(scope="module")
-def app(data):
+def app(sample):
     """One dashboard for the tests that only read it."""
-    return SalesCycleAcceleration(data, debounce=0)
+    return SalesCycleAcceleration(sample, debounce=0)
 
 
 @pytest.fixture
-def fresh(data):
+def fresh(sample):
     """A dashboard of its own, for the tests that change it."""
-    return SalesCycleAcceleration(data, debounce=0)
+    return SalesCycleAcceleration(sample, debounce=0)
 
 
 def _click(view, name, points):
@@ -83,16 +77,16 @@ def _values(chart) -> list[dict]:
 # Time to close
 
 
-def test_km_median_shown_is_the_kpi_layers(app, data):
+def test_km_median_shown_is_the_kpi_layers(app, sample):
     shown = app.km_table.data.set_index("size_band")
-    ref = metrics.time_to_close(data, by=["size_band"]).set_index("size_band")
+    ref = metrics.time_to_close(sample, by=["size_band"]).set_index("size_band")
     for segment in ref.index:
         assert (
             shown.loc[segment, "median_days_to_close"]
             == ref.loc[segment, "km_median_days_to_close"]
         )
         assert shown.loc[segment, "interval_low_days"] == ref.loc[segment, "km_median_low"]
-    overall = metrics.time_to_close(data).iloc[0]
+    overall = metrics.time_to_close(sample).iloc[0]
     assert shown.loc["All deals", "median_days_to_close"] == overall["km_median_days_to_close"]
     card = next(c for c in app.cards.cards if c["label"].startswith("Median days to close"))
     assert card["value"] == overall["km_median_days_to_close"]
@@ -134,9 +128,9 @@ def test_distribution_is_pandas_on_the_raw_rows(app, raw):
     assert {r["outcome"] for r in box} == {"won", "lost"} and "90th_percentile" in box[0]
 
 
-def test_won_and_lost_shares_add_up_to_the_closed_share(app, data):
+def test_won_and_lost_shares_add_up_to_the_closed_share(app, sample):
     cif = app.cif_table.data.set_index("size_band")
-    ttc = metrics.time_to_close(data, by=["size_band"]).set_index("size_band")
+    ttc = metrics.time_to_close(sample, by=["size_band"]).set_index("size_band")
     total = cif["won_by_day_90"] + cif["lost_by_day_90"]
     assert total.to_dict() == pytest.approx(ttc["share_closed_by_day_90"].to_dict())
 
@@ -264,10 +258,10 @@ def test_velocity_levers_multiply_to_the_velocity_ratio(app):
     assert product.tolist() == pytest.approx(levers["velocity_ratio"].tolist())
 
 
-def test_what_if_is_the_hand_calculation(fresh, data):
+def test_what_if_is_the_hand_calculation(fresh, sample):
     # defaults: cycle 10% shorter, win rate +2 points, ASP +5%; next quarter after 2026-09-30
     # is Q4 2026: 31 + 30 + 31 = 92 days
-    kpis = metrics.segment_kpis(data, by=["size_band"]).set_index("size_band")
+    kpis = metrics.segment_kpis(sample, by=["size_band"]).set_index("size_band")
     shown = fresh.what_if_table.data.set_index("size_band")
 
     def projected(row, cut, points, lift):
@@ -317,8 +311,8 @@ def test_changing_the_dimension_resegments_every_view(fresh):
 # Degrading, parameters, static output
 
 
-def test_without_stage_history_the_stage_views_say_what_they_need():
-    opportunities = pd.read_parquet(f"{SAMPLE}/opportunities.parquet")
+def test_without_stage_history_the_stage_views_say_what_they_need(sample_dirs):
+    opportunities = pd.read_parquet(sample_dirs["default"] / "opportunities.parquet")
     data = load({"opportunities": opportunities})
     app = SalesCycleAcceleration(data, dimension="deal_type", debounce=0)
     assert "stage_history" in app.funnel_chart.children[0].message
@@ -347,14 +341,14 @@ def test_without_stage_history_the_stage_views_say_what_they_need():
         ({"stage_order": ["Proposal", "Proposal"]}, "each open stage once"),
     ],
 )
-def test_bad_parameters_get_a_clear_message(data, kwargs, message):
+def test_bad_parameters_get_a_clear_message(sample, kwargs, message):
     with pytest.raises(ParameterError, match=message):
-        SalesCycleAcceleration(data, debounce=0, **kwargs)
+        SalesCycleAcceleration(sample, debounce=0, **kwargs)
 
 
-def test_threshold_and_stage_order_parameters(data):
+def test_threshold_and_stage_order_parameters(sample):
     app = SalesCycleAcceleration(
-        data,
+        sample,
         stuck_threshold="60",
         stage_order=["Prospecting", "Qualification", "Proposal", "Negotiation"],
         debounce=0,

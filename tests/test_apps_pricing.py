@@ -17,11 +17,6 @@ from salesops_widgets.metrics import DISCOUNT_BANDS
 
 
 @pytest.fixture(scope="module")
-def data(sample_dirs):
-    return load(sample_dirs["default"])
-
-
-@pytest.fixture(scope="module")
 def raw(sample_dirs) -> dict[str, pd.DataFrame]:
     """The sample's files as pandas frames, with what the tests need derived here."""
     folder = sample_dirs["default"]
@@ -40,15 +35,15 @@ def raw(sample_dirs) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture
-def app(data):
+def app(sample):
     """A fresh dashboard, for the tests that change it."""
-    return StickerShock(data, debounce=0)
+    return StickerShock(sample, debounce=0)
 
 
 @pytest.fixture(scope="module")
-def shown(data):
+def shown(sample):
     """One dashboard for the tests that only read it."""
-    return StickerShock(data, debounce=0)
+    return StickerShock(sample, debounce=0)
 
 
 def _click(view, name, points):
@@ -226,13 +221,13 @@ def test_a_new_segment_compares_its_two_largest(app, raw):
     assert "region" in app.leakage_tables["segment"].data.columns
 
 
-def test_an_unknown_compared_segment_says_so(data):
-    app = StickerShock(data, compare_segments=["SMB", "Galactic"], debounce=0)
+def test_an_unknown_compared_segment_says_so(sample):
+    app = StickerShock(sample, compare_segments=["SMB", "Galactic"], debounce=0)
     message = app.waterfalls.children[1].chart.to_dict()["usermeta"]["message"]
     assert "Galactic" in message and "SMB" in message
 
 
-def test_bad_parameters_get_a_clear_message(data):
+def test_bad_parameters_get_a_clear_message(sample):
     bad = {
         "segment": "planet",
         "compare_segments": ["SMB"],
@@ -243,11 +238,11 @@ def test_bad_parameters_get_a_clear_message(data):
     }
     for name, value in bad.items():
         with pytest.raises(ParameterError, match=name):
-            StickerShock(data, debounce=0, **{name: value})
+            StickerShock(sample, debounce=0, **{name: value})
     with pytest.raises(ParameterError, match="two percentiles"):
-        StickerShock(data, corridor=[0.25], debounce=0)
+        StickerShock(sample, corridor=[0.25], debounce=0)
     with pytest.raises(ParameterError, match="two different values"):
-        StickerShock(data, compare_segments=["SMB", "SMB"], debounce=0)
+        StickerShock(sample, compare_segments=["SMB", "SMB"], debounce=0)
 
 
 # ------------------------------------------------------------------------------ missing data

@@ -11,24 +11,11 @@ import pytest
 from salesops_widgets import load
 from salesops_widgets.apps import SegmentationExplorer
 from salesops_widgets.errors import ParameterError
-from salesops_widgets.metrics import deals
-
-SAMPLE = "data/samples/default"
-
-
-@pytest.fixture(scope="module")
-def data(sample_dirs):
-    return load(sample_dirs["default"])
-
-
-@pytest.fixture(scope="module")
-def frame(data):
-    return deals(data).to_pandas()
 
 
 @pytest.fixture
-def app(data):
-    return SegmentationExplorer(data, dimension="size_band", second_dimension="", debounce=0)
+def app(sample):
+    return SegmentationExplorer(sample, dimension="size_band", second_dimension="", debounce=0)
 
 
 def _win_rates(frame: pd.DataFrame, by: list[str]) -> pd.Series:
@@ -43,20 +30,22 @@ def _click(view, name, points):
     view.widget._vl_selections = {name: {"value": value, "store": []}}
 
 
-def test_table_is_the_segment_kpis(app, frame):
+def test_table_is_the_segment_kpis(app, sample_deals):
     table = app.table.data.set_index("size_band")
-    ref = _win_rates(frame, ["size_band"])
+    ref = _win_rates(sample_deals, ["size_band"])
     assert table["win_rate"].to_dict() == pytest.approx(ref.to_dict())
-    won = frame[frame["status"] == "won"]
+    won = sample_deals[sample_deals["status"] == "won"]
     ref_bookings = won.groupby("size_band")["amount"].sum().to_dict()
     assert table["bookings"].to_dict() == pytest.approx(ref_bookings)
     assert set(app.table.data.columns) >= {"win_rate_low", "win_rate_high", "velocity", "small_n"}
 
 
-def test_a_filter_changes_every_view(app, frame):
+def test_a_filter_changes_every_view(app, sample_deals):
     app.filter_bar.filters = {"region": ["EMEA"], "deal_type": ["New Business"]}
     assert app.status.busy is False and app.status.message == ""
-    part = frame[(frame["region"] == "EMEA") & (frame["deal_type"] == "New Business")]
+    part = sample_deals[
+        (sample_deals["region"] == "EMEA") & (sample_deals["deal_type"] == "New Business")
+    ]
     table = app.table.data.set_index("size_band")
     assert table["win_rate"].to_dict() == pytest.approx(_win_rates(part, ["size_band"]).to_dict())
     cards = {c["label"]: c for c in app.cards.cards}
@@ -68,10 +57,10 @@ def test_a_filter_changes_every_view(app, frame):
     assert ranking["n"].to_dict() == closed.groupby("size_band").size().to_dict()
 
 
-def test_two_dimensions_and_the_heatmap(app, frame):
+def test_two_dimensions_and_the_heatmap(app, sample_deals):
     app.second_dimension = "region"
     table = app.table.data.set_index(["size_band", "region"])
-    ref = _win_rates(frame, ["size_band", "region"])
+    ref = _win_rates(sample_deals, ["size_band", "region"])
     assert table["win_rate"].to_dict() == pytest.approx(ref.to_dict())
     spec = app.heatmap.chart.to_dict()
     fields = {
@@ -97,12 +86,12 @@ def test_kpi_charts_follow_the_chosen_kpis(app):
     assert "Win rate" in titles[0] and "Bookings" in titles[1]
 
 
-def test_clicking_a_bar_lists_the_deals_behind_it(app, frame):
+def test_clicking_a_bar_lists_the_deals_behind_it(app, sample_deals):
     view = app.kpi_charts.children[0]  # win rate by size band
     _click(view, "pick", [{"size_band": "SMB"}])
     assert app.detail.extra_filters == {"size_band": ["SMB"]}
     got = app.detail.deals
-    ref = frame[frame["size_band"] == "SMB"].sort_values(
+    ref = sample_deals[sample_deals["size_band"] == "SMB"].sort_values(
         ["amount", "opportunity_id"], ascending=[False, True]
     )
     assert got["opportunity_id"].tolist() == ref["opportunity_id"].head(50).tolist()
@@ -125,13 +114,13 @@ def test_a_filter_that_matches_nothing_shows_empty_states(app):
     assert app.detail.deals.empty
 
 
-def test_bad_parameters_get_a_clear_message(data):
+def test_bad_parameters_get_a_clear_message(sample):
     with pytest.raises(ParameterError, match="dimension='planet'"):
-        SegmentationExplorer(data, dimension="planet", debounce=0)
+        SegmentationExplorer(sample, dimension="planet", debounce=0)
     with pytest.raises(ParameterError, match="kpis=.*unknown: speed"):
-        SegmentationExplorer(data, kpis=["speed"], debounce=0)
+        SegmentationExplorer(sample, kpis=["speed"], debounce=0)
     with pytest.raises(ParameterError, match="same as dimension"):
-        SegmentationExplorer(data, dimension="region", second_dimension="region", debounce=0)
+        SegmentationExplorer(sample, dimension="region", second_dimension="region", debounce=0)
 
 
 def test_static_rendering_has_tables_and_svg_charts(app, monkeypatch):
@@ -146,12 +135,12 @@ def test_static_rendering_has_tables_and_svg_charts(app, monkeypatch):
     assert "text/html" not in app.segments._repr_mimebundle_()
 
 
-def test_period_parameter_forms(data):
-    app = SegmentationExplorer(data, period="2026-01-01..2026-06-30", debounce=0)
+def test_period_parameter_forms(sample):
+    app = SegmentationExplorer(sample, period="2026-01-01..2026-06-30", debounce=0)
     assert app.filter_bar.selection["period"] is not None
     start, end = app.filter_bar.selection["period"]
     assert (str(start), str(end)) == ("2026-01-01", "2026-06-30")
-    app2 = SegmentationExplorer(data, period="last_quarter", region="EMEA", debounce=0)
+    app2 = SegmentationExplorer(sample, period="last_quarter", region="EMEA", debounce=0)
     assert app2.filter_bar.preset == "last_quarter"
     assert app2.filter_bar.filters == {"region": ["EMEA"]}
     assert isinstance(app2.heatmap.chart, alt.TopLevelMixin)

@@ -8,22 +8,11 @@ import pytest
 from salesops_widgets import load
 from salesops_widgets.apps import StratificationComparisons
 from salesops_widgets.errors import ParameterError
-from salesops_widgets.metrics import deals
-
-
-@pytest.fixture(scope="module")
-def data(sample_dirs):
-    return load(sample_dirs["default"])
-
-
-@pytest.fixture(scope="module")
-def frame(data):
-    return deals(data).to_pandas()
 
 
 @pytest.fixture
-def app(data):
-    return StratificationComparisons(data, debounce=0)
+def app(sample):
+    return StratificationComparisons(sample, debounce=0)
 
 
 def _rows(spec):
@@ -47,20 +36,20 @@ def _click(view, name, points):
     view.widget._vl_selections = {name: {"value": value, "store": []}}
 
 
-def test_tiers_are_quartiles_of_rep_bookings(app, frame):
-    won = frame[frame["status"] == "won"]
+def test_tiers_are_quartiles_of_rep_bookings(app, sample_deals):
+    won = sample_deals[sample_deals["status"] == "won"]
     bookings = won.groupby("owner_id")["amount"].sum()
     ranked = app.entities.data.set_index("entity")
     assert ranked["value"].to_dict() == pytest.approx(bookings.to_dict())
     # the top tier holds the reps with the largest bookings: its lowest is above Q2's highest
     tiers = app.tiers.data.set_index("tier")
     assert tiers.loc["Q1", "lowest"] > tiers.loc["Q2", "highest"]
-    assert tiers["entities"].sum() == frame["owner_id"].nunique()
+    assert tiers["entities"].sum() == sample_deals["owner_id"].nunique()
 
 
-def test_win_rate_per_tier_matches_pandas(app, frame):
+def test_win_rate_per_tier_matches_pandas(app, sample_deals):
     strata = app.entities.data[["entity", "tier"]].rename(columns={"entity": "owner_id"})
-    closed = frame[frame["status"] != "open"].merge(strata, on="owner_id")
+    closed = sample_deals[sample_deals["status"] != "open"].merge(strata, on="owner_id")
     ref = closed.groupby("tier", observed=True)["is_won"].mean()
     chart = app.comparisons.children[0].chart.to_dict()
     values = {row["tier"]: row["win_rate"] for row in _rows(chart) if "win_rate" in row}
@@ -80,12 +69,12 @@ def test_tests_table_names_each_test_and_outcome(app):
     assert row["test"] == "two-proportion z" and row["significant"] == "yes"
 
 
-def test_clicking_a_tier_lists_its_reps_deals(app, frame):
+def test_clicking_a_tier_lists_its_reps_deals(app, sample_deals):
     view = app.comparisons.children[0]
     _click(view, "tier", [{"tier": "Q4"}])
     q4 = set(app.entities.data.loc[app.entities.data["tier"].astype(str) == "Q4", "entity"])
     got = app.detail.deals
-    ref = frame[frame["owner_id"].isin(q4)].sort_values(
+    ref = sample_deals[sample_deals["owner_id"].isin(q4)].sort_values(
         ["amount", "opportunity_id"], ascending=[False, True]
     )
     assert got["opportunity_id"].tolist() == ref["opportunity_id"].head(50).tolist()
@@ -112,14 +101,14 @@ def test_filter_that_matches_nothing_is_calm(app):
     assert app.detail.deals.empty
 
 
-def test_bad_parameters_get_a_clear_message(data):
+def test_bad_parameters_get_a_clear_message(sample):
     with pytest.raises(ParameterError, match="method='median'"):
-        StratificationComparisons(data, method="median", debounce=0)
+        StratificationComparisons(sample, method="median", debounce=0)
     with pytest.raises(ParameterError, match="outcomes='speed'"):
-        StratificationComparisons(data, outcomes=["speed"], debounce=0)
+        StratificationComparisons(sample, outcomes=["speed"], debounce=0)
     with pytest.raises(ParameterError, match="mix_outcome"):
-        StratificationComparisons(data, mix_outcome="discount", debounce=0)
-    assert isinstance(data, object) and pd is not None
+        StratificationComparisons(sample, mix_outcome="discount", debounce=0)
+    assert isinstance(sample, object) and pd is not None
 
 
 def test_an_outcome_the_data_cannot_give_says_so_and_the_rest_shows():

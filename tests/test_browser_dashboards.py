@@ -36,7 +36,7 @@ from conftest import (
     wait_for_texts,
 )
 
-from salesops_widgets import load, metrics
+from salesops_widgets import metrics
 from salesops_widgets.widgets import KPI_CARDS
 from salesops_widgets.widgets._format import format_value
 
@@ -275,16 +275,11 @@ class Opened:
     log: PageLog
 
 
-@pytest.fixture(scope="module")
-def data(sample_dirs):
-    return load(sample_dirs["default"])
-
-
 @pytest.fixture(scope="module", params=DASHBOARDS, ids=lambda d: d.notebook.removesuffix(".ipynb"))
-def opened(request, browser, serve_url, data):
+def opened(request, browser, serve_url, sample):
     """The dashboard, rendered once in a fresh page; its tests run in the order of this file."""
     dashboard: Dashboard = request.param
-    texts = dashboard.shows(data) if dashboard.shows else []
+    texts = dashboard.shows(sample) if dashboard.shows else []
     log = PageLog()
     context, page = recorded_page(browser, log)
     try:
@@ -339,10 +334,10 @@ def errors_on(page) -> list[str]:
 # The tests, in the order they run on each page
 
 
-def test_loads_without_errors_or_outside_requests(view, data):
+def test_loads_without_errors_or_outside_requests(view, sample):
     page, log = view.page, view.log
     assert errors_on(page) == []
-    texts = view.dashboard.shows(data) if view.dashboard.shows else []
+    texts = view.dashboard.shows(sample) if view.dashboard.shows else []
     text = page.locator("#rendered_cells").inner_text()
     assert [t for t in texts if t not in text] == []
     assert "load(data_path" not in page.content(), "source code is shown"
@@ -372,12 +367,12 @@ def named_segment(header: str) -> dict[str, set[str]]:
     return {dim: set(values.split(", ")) for dim, values in parts}
 
 
-def test_a_click_on_a_mark_lists_the_deals_behind_it(view, data):
+def test_a_click_on_a_mark_lists_the_deals_behind_it(view, sample):
     page, drill = view.page, view.dashboard.drill
     if drill is None:  # as declared: nothing to click
         assert page.locator("h4", has_text="Deals behind:").count() == 0
         return
-    segment = drill.segment(data) if callable(drill.segment) else drill.segment
+    segment = drill.segment(sample) if callable(drill.segment) else drill.segment
     chart = page.locator(".vega-embed")
     if drill.chart is not None:
         chart = chart.filter(has=page.locator(f'[aria-label^="Title text \'{drill.chart}"]'))
@@ -388,7 +383,7 @@ def test_a_click_on_a_mark_lists_the_deals_behind_it(view, data):
     mark.first.click()
 
     deals = metrics.deal_list(
-        data, filters=segment, status=drill.status, extra=tuple(segment), sort=drill.sort
+        sample, filters=segment, status=drill.status, extra=tuple(segment), sort=drill.sort
     )
     assert deals.columns[0] == "opportunity_id"
     named = {dim: set(map(str, values)) for dim, values in segment.items()}
@@ -406,13 +401,13 @@ def test_a_click_on_a_mark_lists_the_deals_behind_it(view, data):
     assert view.log.console_errors == [] and view.log.uncaught_errors == []
 
 
-def test_a_region_filter_shows_the_kpis_of_that_region(view, data):
+def test_a_region_filter_shows_the_kpis_of_that_region(view, sample):
     numbers, page = view.dashboard.numbers, view.page
     if numbers is None:  # as declared: no filter bar
         assert page.locator("select[multiple]").count() == 0
         return
-    everything = numbers.expected(data, {})
-    expected = numbers.expected(data, {"region": [REGION]})
+    everything = numbers.expected(sample, {})
+    expected = numbers.expected(sample, {"region": [REGION]})
     assert expected != everything, f"{REGION} alone must change the numbers, or this proves nothing"
     assert numbers.shown(page) == everything, "the first view is not of every deal"
 

@@ -250,17 +250,17 @@ def test_messy_sample_counts_match_planted(sample_dirs):
 @pytest.mark.parametrize(
     ("date_field", "column"), [("created_date", "created_date"), ("closed_date", "close_date")]
 )
-def test_kpis_period_bounds_the_chosen_date(date_field, column):
+def test_kpis_period_bounds_the_chosen_date(date_field, column, sample_dirs):
     import pandas as pd
 
-    opps = pd.read_parquet(ROOT / "data/samples/default/opportunities.parquet")
+    opps = pd.read_parquet(sample_dirs["default"] / "opportunities.parquet")
     # pandas on the sample's rows: deals whose created (or close) date is in the first half of
     # 2025, and the won ones among them
     day = pd.to_datetime(opps[column])
     inside = opps[(day >= "2025-01-01") & (day <= "2025-06-30")]
     result = runner.invoke(
         app,
-        ["kpis", "--data", str(ROOT / "data/samples/default"), "--from", "2025-01-01",
+        ["kpis", "--data", str(sample_dirs["default"]), "--from", "2025-01-01",
          "--to", "2025-06-30", "--date-field", date_field, "--format", "json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -269,9 +269,9 @@ def test_kpis_period_bounds_the_chosen_date(date_field, column):
     assert row["won"] == int(inside["is_won"].sum())
 
 
-def test_kpis_rejects_an_unknown_date_field():
+def test_kpis_rejects_an_unknown_date_field(sample_dirs):
     result = runner.invoke(
-        app, ["kpis", "--data", str(ROOT / "data/samples/default"), "--date-field", "updated"]
+        app, ["kpis", "--data", str(sample_dirs["default"]), "--date-field", "updated"]
     )
     assert result.exit_code != 0
     assert "date_field='updated'" in result.output and "closed_date" in result.output

@@ -25,8 +25,6 @@ from salesops_widgets.metrics._time_to_close import (
     time_to_win_curves,
 )
 
-SAMPLE = "data/samples/default"
-
 # ------------------------------------------------------------------------------------------
 # A tiny pipeline, as of 2025-03-31. Every deal was created on 2025-01-01.
 # Stages: P = Prospecting, Q = Qualification, N = Negotiation, then Closed Won / Closed Lost.
@@ -91,21 +89,16 @@ def _frames(history: bool = True, history_close_date: bool = True) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny_history():
     return load(_frames(), as_of=AS_OF)
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
 
 
 # ------------------------------------------------------------------------------------------
 # Cycle days of closed deals
 
 
-def test_cycle_stats_hand(tiny):
-    got = cycle_stats(tiny).set_index("outcome")
+def test_cycle_stats_hand(tiny_history):
+    got = cycle_stats(tiny_history).set_index("outcome")
     # won: 40, 67 → mean = median = 53.5; p90 = 40 + 0.9·(67 − 40) = 64.3
     assert got.loc["won", "deals"] == 2
     assert got.loc["won", ["mean_cycle_days", "median_cycle_days"]].tolist() == [53.5, 53.5]
@@ -116,8 +109,8 @@ def test_cycle_stats_hand(tiny):
     assert got["small_n"].all()
 
 
-def test_cycle_summary_is_wide(tiny):
-    got = cycle_summary(tiny, by=["deal_type"]).set_index("deal_type")
+def test_cycle_summary_is_wide(tiny_history):
+    got = cycle_summary(tiny_history, by=["deal_type"]).set_index("deal_type")
     # New: won d1 40; lost d2 25. Renewal: won d6 67; lost d4 30.
     assert got.loc["New", "median_cycle_days_won"] == 40
     assert got.loc["Renewal", "median_cycle_days_won"] == 67
@@ -129,8 +122,8 @@ def test_cycle_summary_is_wide(tiny):
 # Time to close
 
 
-def test_time_to_close_hand(tiny):
-    r = time_to_close(tiny).iloc[0]
+def test_time_to_close_hand(tiny_history):
+    r = time_to_close(tiny_history).iloc[0]
     assert (r["n"], r["n_closed"], r["n_open"]) == (6, 4, 2)
     # closed on days 25, 30, 40, 67; open at 89, 89.
     # S(25) = 5/6, S(30) = 5/6·4/5 = 4/6, S(40) = 4/6·3/4 = 3/6 exactly, S(67) = 3/6·2/3 = 2/6
@@ -147,8 +140,8 @@ def test_time_to_close_hand(tiny):
     assert "longest follow-up" in r["note"]
 
 
-def test_time_to_close_by_group_hand(tiny):
-    got = time_to_close(tiny, by=["deal_type"], by_day=(30,)).set_index("deal_type")
+def test_time_to_close_by_group_hand(tiny_history):
+    got = time_to_close(tiny_history, by=["deal_type"], by_day=(30,)).set_index("deal_type")
     # New: 25 lost, 40 won, 89 open: S(25) = 2/3, S(40) = 1/3 → median 40; naive (25+40)/2
     assert got.loc["New", "km_median_days_to_close"] == 40
     assert got.loc["New", "naive_median_days_closed_only"] == 32.5
@@ -158,8 +151,8 @@ def test_time_to_close_by_group_hand(tiny):
     assert got.loc["Renewal", "share_closed_by_day_30"] == pytest.approx(1 / 3)
 
 
-def test_time_to_close_matches_statsmodels_on_rows(tiny):
-    r = time_to_close(tiny).iloc[0]
+def test_time_to_close_matches_statsmodels_on_rows(tiny_history):
+    r = time_to_close(tiny_history).iloc[0]
     time = np.array([40, 25, 89, 30, 89, 67])
     closed = np.array([1, 1, 0, 1, 0, 1])
     with np.errstate(all="ignore"):
@@ -168,8 +161,8 @@ def test_time_to_close_matches_statsmodels_on_rows(tiny):
     assert (math.isnan(r["km_median_high"]) and math.isinf(high)) or r["km_median_high"] == high
 
 
-def test_time_to_close_curves_hand(tiny):
-    c = time_to_close_curves(tiny)
+def test_time_to_close_curves_hand(tiny_history):
+    c = time_to_close_curves(tiny_history)
     # day 0 start, the four closing days, and the end of follow-up (89)
     assert c["day"].tolist() == [0, 25, 30, 40, 67, 89]
     assert c["survival"].tolist() == pytest.approx([1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 2 / 6])
@@ -177,12 +170,12 @@ def test_time_to_close_curves_hand(tiny):
     assert c["share_closed"].tolist() == pytest.approx([0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 4 / 6])
     assert (c["ci_low"] <= c["survival"] + 1e-12).all()
     assert (c["share_closed_low"] <= c["share_closed"] + 1e-12).all()
-    assert time_to_close_curves(tiny, max_day=30)["day"].tolist() == [0, 25, 30]
+    assert time_to_close_curves(tiny_history, max_day=30)["day"].tolist() == [0, 25, 30]
 
 
-def test_time_to_close_no_closed_deals(tiny):
+def test_time_to_close_no_closed_deals(tiny_history):
     # only the open deals d3 and d5, both 89 days old: the curve never leaves 1
-    r = time_to_close(tiny, filters={"stage": ["Prospecting", "Negotiation"]}).iloc[0]
+    r = time_to_close(tiny_history, filters={"stage": ["Prospecting", "Negotiation"]}).iloc[0]
     assert r["n_closed"] == 0 and not r["km_median_reached"]
     assert math.isnan(r["km_median_days_to_close"])
     assert math.isnan(r["naive_median_days_closed_only"])
@@ -190,9 +183,9 @@ def test_time_to_close_no_closed_deals(tiny):
     assert "no closed deals" in r["note"]
 
 
-def test_time_to_close_all_closed(tiny):
+def test_time_to_close_all_closed(tiny_history):
     # only closed deals: 25, 30, 40, 67. With no censoring KM and naive medians agree: 35.
-    r = time_to_close(tiny, filters={"stage": ["Closed Won", "Closed Lost"]}).iloc[0]
+    r = time_to_close(tiny_history, filters={"stage": ["Closed Won", "Closed Lost"]}).iloc[0]
     assert r["km_median_days_to_close"] == r["naive_median_days_closed_only"] == 35
     # the curve falls to 0 on day 67, so day 90 and day 365 are known: all closed
     assert r["share_closed_by_day_365"] == 1
@@ -200,24 +193,24 @@ def test_time_to_close_all_closed(tiny):
     assert r["restricted_mean_days"] == pytest.approx(40.5)
 
 
-def test_time_to_close_one_deal(tiny):
-    r = time_to_close(tiny, filters={"stage": "Closed Lost", "deal_type": "New"}).iloc[0]
+def test_time_to_close_one_deal(tiny_history):
+    r = time_to_close(tiny_history, filters={"stage": "Closed Lost", "deal_type": "New"}).iloc[0]
     assert r["n"] == 1 and r["km_median_days_to_close"] == 25
     assert math.isnan(r["km_median_low"]) and "too few" in r["note"]
 
 
-def test_time_to_close_filter_matching_nothing(tiny):
-    r = time_to_close(tiny, filters={"deal_type": "Expansion"})
+def test_time_to_close_filter_matching_nothing(tiny_history):
+    r = time_to_close(tiny_history, filters={"deal_type": "Expansion"})
     assert len(r) == 1 and r["n"].iloc[0] == 0
     assert math.isnan(r["km_median_days_to_close"].iloc[0])
     assert "no deals match" in r["note"].iloc[0]
-    grouped = time_to_close(tiny, by=["deal_type"], filters={"deal_type": "Expansion"})
+    grouped = time_to_close(tiny_history, by=["deal_type"], filters={"deal_type": "Expansion"})
     assert grouped.empty and "deal_type" in grouped.columns
     assert "no deals match" in grouped.attrs["note"]
-    assert time_to_close_curves(tiny, filters={"deal_type": "Expansion"}).empty
-    empty = cycle_stats(tiny, filters={"deal_type": "Expansion"})
+    assert time_to_close_curves(tiny_history, filters={"deal_type": "Expansion"}).empty
+    empty = cycle_stats(tiny_history, filters={"deal_type": "Expansion"})
     assert empty["deals"].tolist() == [0, 0] and empty["median_cycle_days"].isna().all()
-    assert time_to_win(tiny, filters={"deal_type": "Expansion"})["n"].tolist() == [0]
+    assert time_to_win(tiny_history, filters={"deal_type": "Expansion"})["n"].tolist() == [0]
 
 
 def test_time_to_close_needs_close_date():
@@ -228,32 +221,32 @@ def test_time_to_close_needs_close_date():
         time_to_close(data)
 
 
-def test_bad_parameters(tiny):
+def test_bad_parameters(tiny_history):
     with pytest.raises(ParameterError):
-        time_to_close(tiny, by=["nope"])
+        time_to_close(tiny_history, by=["nope"])
     with pytest.raises(ParameterError):
-        stuck_deals(tiny, threshold="p900")
+        stuck_deals(tiny_history, threshold="p900")
     with pytest.raises(ParameterError):
-        stuck_deals(tiny, sort="size")
+        stuck_deals(tiny_history, sort="size")
     with pytest.raises(ParameterError):
-        stage_durations(tiny, by=["stage"])
+        stage_durations(tiny_history, by=["stage"])
     with pytest.raises(ParameterError):
-        close_date_pushes(tiny, statuses="open")
+        close_date_pushes(tiny_history, statuses="open")
 
 
 # ------------------------------------------------------------------------------------------
 # Time to win (competing risks)
 
 
-def test_time_to_win_hand(tiny):
-    r = time_to_win(tiny, by_day=(30, 60, 90)).iloc[0]
+def test_time_to_win_hand(tiny_history):
+    r = time_to_win(tiny_history, by_day=(30, 60, 90)).iloc[0]
     assert (r["n_won"], r["n_lost"], r["n_open"]) == (2, 2, 2)
     # day 25: 6 at risk, lost 1/6. day 30: S = 5/6, 5 at risk: lost += 5/6·1/5 → 2/6.
     # day 40: S = 4/6, 4 at risk: won 4/6·1/4 = 1/6. day 67: S = 3/6, 3 at risk: won → 2/6.
     assert r["share_won_by_day_30"] == 0 and r["share_lost_by_day_30"] == pytest.approx(2 / 6)
     assert r["share_won_by_day_60"] == pytest.approx(1 / 6)
     assert math.isnan(r["share_won_by_day_90"])  # past the follow-up (89), deals still open
-    c = time_to_win_curves(tiny)
+    c = time_to_win_curves(tiny_history)
     last = c.iloc[-1]
     assert last["day"] == 89
     assert [last["share_won"], last["share_lost"], last["share_open"]] == pytest.approx(
@@ -266,8 +259,8 @@ def test_time_to_win_hand(tiny):
 # Stages
 
 
-def test_stage_durations_hand(tiny):
-    got = stage_durations(tiny, min_entered=1).set_index("stage")
+def test_stage_durations_hand(tiny_history):
+    got = stage_durations(tiny_history, min_entered=1).set_index("stage")
     assert got.index.tolist() == ["Prospecting", "Qualification", "Negotiation"]  # inferred
     p, q, n = got.loc["Prospecting"], got.loc["Qualification"], got.loc["Negotiation"]
     # P: 6 entered; to Q: d1 d2 d3 d6; lost d4; d5 still there
@@ -289,27 +282,27 @@ def test_stage_durations_hand(tiny):
     assert n["median_days_in_stage"] == 60
     assert got["is_bottleneck"].tolist() == [False, False, True]
     # with the default minimum of 30 stays no stage here can be called the bottleneck
-    assert not stage_durations(tiny)["is_bottleneck"].any()
+    assert not stage_durations(tiny_history)["is_bottleneck"].any()
 
 
-def test_stage_order_argument(tiny):
+def test_stage_order_argument(tiny_history):
     # names are matched ignoring case; closing stages are dropped
     order = ["prospecting", "QUALIFICATION", "Negotiation", "Closed Won"]
-    got = stage_durations(tiny, stage_order=order, min_entered=1)
+    got = stage_durations(tiny_history, stage_order=order, min_entered=1)
     assert got["stage"].tolist() == ["Prospecting", "Qualification", "Negotiation"]
     # Another order changes what "next" means: with P, N, Q, every P → Q move is "other"
-    odd = stage_durations(tiny, stage_order=["Prospecting", "Negotiation", "Qualification"])
+    odd = stage_durations(tiny_history, stage_order=["Prospecting", "Negotiation", "Qualification"])
     p = odd.set_index("stage").loc["Prospecting"]
     assert (p["moved_to_next"], p["moved_other"]) == (0, 4)
     # a stage nobody entered gets a row of zeros and does not break "next"
-    demo = stage_durations(tiny, stage_order=["Prospecting", "Demo", "Qualification"])
+    demo = stage_durations(tiny_history, stage_order=["Prospecting", "Demo", "Qualification"])
     demo = demo.set_index("stage")
     assert demo.index.tolist() == ["Prospecting", "Demo", "Qualification", "Negotiation"]
     assert demo.loc["Demo", "entered"] == 0 and demo.loc["Prospecting", "moved_to_next"] == 4
 
 
-def test_stage_durations_by_group(tiny):
-    got = stage_durations(tiny, by=["deal_type"], min_entered=1)
+def test_stage_durations_by_group(tiny_history):
+    got = stage_durations(tiny_history, by=["deal_type"], min_entered=1)
     new = got[got["deal_type"] == "New"].set_index("stage")
     # New P stays: d1 10, d2 5, d3 20 → S(5) = 2/3, S(10) = 1/3 → median 10
     assert new.loc["Prospecting", "median_days_in_stage"] == 10
@@ -326,8 +319,8 @@ def test_stage_durations_need_stage_history():
         close_date_pushes(data)
 
 
-def test_stage_durations_filter_matching_nothing(tiny):
-    got = stage_durations(tiny, filters={"deal_type": "Expansion"})
+def test_stage_durations_filter_matching_nothing(tiny_history):
+    got = stage_durations(tiny_history, filters={"deal_type": "Expansion"})
     assert got["entered"].tolist() == [0, 0, 0]
     assert got["median_days_in_stage"].isna().all() and not got["is_bottleneck"].any()
 
@@ -336,25 +329,25 @@ def test_stage_durations_filter_matching_nothing(tiny):
 # Stuck deals and close-date pushes
 
 
-def test_stuck_deals_hand(tiny):
+def test_stuck_deals_hand(tiny_history):
     # threshold = median days in the stage: P 15, N 60. d5 has been in P 89 days (> 15): stuck;
     # d3 in N 39 days (< 60): not stuck.
-    got = stuck_deals(tiny, threshold="median")
+    got = stuck_deals(tiny_history, threshold="median")
     assert got["opportunity_id"].tolist() == ["d5"]
     r = got.iloc[0]
     assert (r["stage"], r["days_in_stage"], r["threshold_days"]) == ("Prospecting", 89, 15)
     assert (r["amount"], r["age_days"], r["close_date_pushes"]) == (500, 89, 0)
     # a fixed 30 days: both; largest amount first. d3's close date moved later twice.
-    fixed = stuck_deals(tiny, threshold=30)
+    fixed = stuck_deals(tiny_history, threshold=30)
     assert fixed["opportunity_id"].tolist() == ["d5", "d3"]
     assert fixed["close_date_pushes"].tolist() == [0, 2]
-    assert stuck_deals(tiny, threshold=30, sort="days_in_stage", top_n=1)[
+    assert stuck_deals(tiny_history, threshold=30, sort="days_in_stage", top_n=1)[
         "opportunity_id"
     ].tolist() == ["d5"]
     # p90: not reached in P (S never ≤ 0.1), N's p90 is 60 > 39: nobody
-    p90 = stuck_deals(tiny)
+    p90 = stuck_deals(tiny_history)
     assert p90.empty and "note" in p90.attrs
-    aging = stuck_deals(tiny, threshold="median", only_stuck=False)
+    aging = stuck_deals(tiny_history, threshold="median", only_stuck=False)
     pairs = zip(aging["opportunity_id"], aging["stuck"], strict=True)
     assert sorted(pairs) == [("d3", False), ("d5", True)]
 
@@ -367,27 +360,27 @@ def test_stuck_deals_without_history_close_date():
         close_date_pushes(data)
 
 
-def test_close_date_pushes_hand(tiny):
+def test_close_date_pushes_hand(tiny_history):
     # pushes (close date later than on the previous row):
     #   d1 01-31 → 02-15 (+15) → 02-15 → 02-10 (earlier: not a push): 1 push, 15 days
     #   d3 02-28 → 03-15 (+15) → 04-15 (+31): 2 pushes, 46 days
     #   d6 01-31 → 01-31 → 02-28 (+28) → 03-09 (+9): 2 pushes, 37 days
     #   d2, d4, d5: none
-    r = close_date_pushes(tiny).iloc[0]
+    r = close_date_pushes(tiny_history).iloc[0]
     assert (r["deals"], r["deals_pushed"]) == (6, 3)
     assert r["share_pushed"] == 0.5
     assert r["mean_pushes"] == pytest.approx(5 / 6)
     assert r["mean_days_pushed"] == pytest.approx((15 + 46 + 37) / 6)
     assert r["share_pushed_low"] < 0.5 < r["share_pushed_high"]
     # open deals only: d3 (2 pushes, 46 days) and d5 (none)
-    o = close_date_pushes(tiny, statuses=["open"]).iloc[0]
+    o = close_date_pushes(tiny_history, statuses=["open"]).iloc[0]
     assert (o["deals"], o["deals_pushed"], o["mean_pushes"], o["mean_days_pushed"]) == (
         2,
         1,
         1,
         23,
     )
-    by = close_date_pushes(tiny, by=["deal_type"]).set_index("deal_type")
+    by = close_date_pushes(tiny_history, by=["deal_type"]).set_index("deal_type")
     assert by.loc["New", "deals_pushed"] == 2 and by.loc["Renewal", "deals_pushed"] == 1
 
 

@@ -19,8 +19,6 @@ from salesops_widgets.metrics._cycle import (
     open_deal_aging,
 )
 
-SAMPLE = "data/samples/default"
-
 # ------------------------------------------------------------------------------------------
 # A tiny pipeline, as of 2025-03-31.
 #
@@ -50,21 +48,17 @@ _COLUMNS = ["opportunity_id", "deal_type", "stage", "amount", "created_date", "c
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny_cycles():
     return load({"opportunities": pd.DataFrame(_OPPS, columns=_COLUMNS)}, as_of=AS_OF)
 
 
 @pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
-
-
-@pytest.fixture(scope="module")
-def raw():
+def raw(sample_dirs):
     """The sample's opportunities with the account's size band, straight from the parquet
     files: cycle days of closed deals, age of open ones (as of 2026-09-30)."""
-    opps = pd.read_parquet(f"{SAMPLE}/opportunities.parquet")
-    accounts = pd.read_parquet(f"{SAMPLE}/accounts.parquet")[["account_id", "size_band"]]
+    opps = pd.read_parquet(sample_dirs["default"] / "opportunities.parquet")
+    accounts = pd.read_parquet(sample_dirs["default"] / "accounts.parquet")
+    accounts = accounts[["account_id", "size_band"]]
     out = opps.merge(accounts, on="account_id", how="left")
     created = pd.to_datetime(out["created_date"])
     closed = pd.to_datetime(out["close_date"])
@@ -78,8 +72,8 @@ def raw():
 # cycle_quantiles
 
 
-def test_quantiles_by_hand(tiny):
-    got = cycle_quantiles(tiny).set_index("outcome")
+def test_quantiles_by_hand(tiny_cycles):
+    got = cycle_quantiles(tiny_cycles).set_index("outcome")
     # won cycles 10, 40, 60; linear interpolation at position q·(n − 1) = 2q:
     # p10 at 0.2 → 10 + 0.2·30 = 16; p25 at 0.5 → 25; median 40; p75 at 1.5 → 40 + 0.5·20 = 50;
     # p90 at 1.8 → 40 + 0.8·20 = 56
@@ -101,8 +95,8 @@ def test_quantiles_by_hand(tiny):
     assert got["small_n"].all()  # 3 and 2 deals
 
 
-def test_quantiles_by_group_keep_both_outcomes(tiny):
-    got = cycle_quantiles(tiny, by="deal_type").set_index(["deal_type", "outcome"])
+def test_quantiles_by_group_keep_both_outcomes(tiny_cycles):
+    got = cycle_quantiles(tiny_cycles, by="deal_type").set_index(["deal_type", "outcome"])
     # New: won 10, 40 → median 25, p90 10 + 0.9·30 = 37; lost 5 alone
     assert got.loc[("New", "won"), "median_cycle_days"] == 25
     assert got.loc[("New", "won"), "p90_cycle_days"] == pytest.approx(37)
@@ -113,8 +107,8 @@ def test_quantiles_by_group_keep_both_outcomes(tiny):
     assert len(got) == 4
 
 
-def test_quantiles_of_a_group_without_won_deals_are_nan(tiny):
-    got = cycle_quantiles(tiny, filters={"stage": ["Closed Lost"]}).set_index("outcome")
+def test_quantiles_of_a_group_without_won_deals_are_nan(tiny_cycles):
+    got = cycle_quantiles(tiny_cycles, filters={"stage": ["Closed Lost"]}).set_index("outcome")
     assert got.loc["won", "deals"] == 0
     assert np.isnan(got.loc["won", "median_cycle_days"])
     assert got.loc["lost", "median_cycle_days"] == 17.5
@@ -143,8 +137,8 @@ def test_quantiles_need_close_dates():
 # cycle_histogram
 
 
-def test_histogram_by_hand(tiny):
-    got = cycle_histogram(tiny, bin_days=30, max_days=60)
+def test_histogram_by_hand(tiny_cycles):
+    got = cycle_histogram(tiny_cycles, bin_days=30, max_days=60)
     won = got[got["outcome"] == "won"]
     # won 10 → bin 0, 40 → bin 1, 60 → the last bin (60 days or more)
     assert won["band"].tolist() == ["0–29 days", "30–59 days", "60+ days"]
@@ -158,8 +152,8 @@ def test_histogram_by_hand(tiny):
     assert lost["share"].tolist() == pytest.approx([0.5, 0.5, 0.0])
 
 
-def test_histogram_by_group(tiny):
-    got = cycle_histogram(tiny, by=["deal_type"], bin_days=30, max_days=60)
+def test_histogram_by_group(tiny_cycles):
+    got = cycle_histogram(tiny_cycles, by=["deal_type"], bin_days=30, max_days=60)
     renewal = got[(got["deal_type"] == "Renewal") & (got["outcome"] == "lost")]
     assert renewal["deals"].tolist() == [0, 1, 0]  # a6: 30 days
     assert len(got) == 2 * 2 * 3  # two types, two outcomes, three bins
@@ -177,17 +171,17 @@ def test_histogram_matches_pandas_on_the_sample(sample, raw):
 
 
 @pytest.mark.parametrize(("bin_days", "max_days"), [(0, 360), (30, 10), ("a", 360)])
-def test_histogram_bad_bins(tiny, bin_days, max_days):
+def test_histogram_bad_bins(tiny_cycles, bin_days, max_days):
     with pytest.raises(ParameterError, match="bin_days"):
-        cycle_histogram(tiny, bin_days=bin_days, max_days=max_days)
+        cycle_histogram(tiny_cycles, bin_days=bin_days, max_days=max_days)
 
 
 # ------------------------------------------------------------------------------------------
 # open_deal_aging
 
 
-def test_aging_by_hand(tiny):
-    got = open_deal_aging(tiny, by="deal_type", edges=(30, 90))
+def test_aging_by_hand(tiny_cycles):
+    got = open_deal_aging(tiny_cycles, by="deal_type", edges=(30, 90))
     new = got[got["deal_type"] == "New"]
     # open New deals: a4 age 30 (0–30: an edge belongs to the band below it), a8 age 60
     assert new["age_band"].tolist() == ["0–30 days", "31–90 days", "over 90 days"]
@@ -210,12 +204,12 @@ def test_aging_matches_pandas_on_the_sample(sample, raw):
     assert got["amount"].to_dict() == pytest.approx(ref["amount"].sum().to_dict())
 
 
-def test_aging_with_nothing_open(tiny):
-    got = open_deal_aging(tiny, filters={"stage": ["Closed Won"]})
+def test_aging_with_nothing_open(tiny_cycles):
+    got = open_deal_aging(tiny_cycles, filters={"stage": ["Closed Won"]})
     assert got.empty and "no open deal" in got.attrs["note"]
 
 
 @pytest.mark.parametrize("edges", [(), (90, 30), (0, 30), (30, 30)])
-def test_aging_bad_edges(tiny, edges):
+def test_aging_bad_edges(tiny_cycles, edges):
     with pytest.raises(ParameterError, match="edges"):
-        open_deal_aging(tiny, edges=edges)
+        open_deal_aging(tiny_cycles, edges=edges)

@@ -22,7 +22,7 @@ from salesops_widgets.metrics._deals import (
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny_dimensions():
     opportunities = pd.DataFrame(
         {
             "opportunity_id": ["O1", "O2", "O3", "O4"],
@@ -48,18 +48,18 @@ def _by_id(table) -> dict:
     return table.to_pandas().set_index("opportunity_id").to_dict("index")
 
 
-def test_dimensions_are_joined_once_and_unmatched_keys_show_not_set(tiny):
-    rows = _by_id(deals(tiny))
+def test_dimensions_are_joined_once_and_unmatched_keys_show_not_set(tiny_dimensions):
+    rows = _by_id(deals(tiny_dimensions))
     assert rows["O1"]["industry"] == "Retail" and rows["O1"]["region"] == "EMEA"
     assert rows["O2"]["industry"] == "Tech" and rows["O2"]["team"] == "T1"
     assert rows["O4"]["industry"] == NOT_SET  # account A9 is not in accounts
     assert rows["O4"]["rep_region"] == "Y"  # the rep's own region stays separate
     assert "product_family" not in rows["O1"]  # no products table: no such dimension
-    assert deals(tiny) is deals(tiny)  # built once per SalesData
+    assert deals(tiny_dimensions) is deals(tiny_dimensions)  # built once per SalesData
 
 
-def test_per_deal_measures(tiny):
-    rows = _by_id(deals(tiny))
+def test_per_deal_measures(tiny_dimensions):
+    rows = _by_id(deals(tiny_dimensions))
     assert rows["O1"]["cycle_days"] == 30  # 2025-01-01 -> 2025-01-31
     assert rows["O2"]["cycle_days"] == 50  # 2025-01-10 -> 2025-03-01: 21 + 28 + 1
     assert pd.isna(rows["O3"]["cycle_days"])  # open
@@ -71,51 +71,57 @@ def test_per_deal_measures(tiny):
     assert pd.isna(rows["O4"]["discount"])  # list price 0: no discount, not -inf
 
 
-def test_filters_and_period(tiny):
-    assert select_deals(tiny, {"region": ["EMEA"]}).count().execute() == 2  # O1, O3
-    assert select_deals(tiny, {"region": "EMEA", "team": ["T2"]}).count().execute() == 1
-    assert select_deals(tiny, {"region": []}).count().execute() == 4  # empty list: no filter
-    assert select_deals(tiny, {"region": "All"}).count().execute() == 4
-    created = select_deals(tiny, period=("2025-01-05", "2025-02-01"))
+def test_filters_and_period(tiny_dimensions):
+    assert select_deals(tiny_dimensions, {"region": ["EMEA"]}).count().execute() == 2  # O1, O3
+    assert select_deals(tiny_dimensions, {"region": "EMEA", "team": ["T2"]}).count().execute() == 1
+    assert (
+        select_deals(tiny_dimensions, {"region": []}).count().execute() == 4
+    )  # empty list: no filter
+    assert select_deals(tiny_dimensions, {"region": "All"}).count().execute() == 4
+    created = select_deals(tiny_dimensions, period=("2025-01-05", "2025-02-01"))
     assert sorted(created.to_pandas()["opportunity_id"]) == ["O2", "O3"]  # inclusive bounds
     closed = select_deals(
-        tiny, period=(dt.date(2025, 2, 1), dt.date(2025, 3, 31)), date_field="closed_date"
+        tiny_dimensions,
+        period=(dt.date(2025, 2, 1), dt.date(2025, 3, 31)),
+        date_field="closed_date",
     )
     assert sorted(closed.to_pandas()["opportunity_id"]) == ["O2", "O4"]  # O3 is open
-    assert select_deals(tiny, {"region": ["Mars"]}).count().execute() == 0
+    assert select_deals(tiny_dimensions, {"region": ["Mars"]}).count().execute() == 0
 
 
-def test_bad_selection_parameters_name_the_fix(tiny):
+def test_bad_selection_parameters_name_the_fix(tiny_dimensions):
     with pytest.raises(ParameterError, match="not a dimension"):
-        select_deals(tiny, {"regoin": ["EMEA"]})
+        select_deals(tiny_dimensions, {"regoin": ["EMEA"]})
     with pytest.raises(MissingDataError, match="products"):
-        select_deals(tiny, {"product_family": ["X"]})
+        select_deals(tiny_dimensions, {"product_family": ["X"]})
     with pytest.raises(ParameterError, match="YYYY-MM-DD"):
-        select_deals(tiny, period=("01/02/2025", None))
+        select_deals(tiny_dimensions, period=("01/02/2025", None))
     with pytest.raises(ParameterError, match="after its end"):
-        select_deals(tiny, period=("2025-03-01", "2025-01-01"))
+        select_deals(tiny_dimensions, period=("2025-03-01", "2025-01-01"))
     with pytest.raises(ParameterError, match="date_field"):
-        select_deals(tiny, date_field="close")
+        select_deals(tiny_dimensions, date_field="close")
 
 
-def test_dimensions_get_dictionary_codes_in_label_order(tiny):
-    labels = dimension_labels(tiny)
+def test_dimensions_get_dictionary_codes_in_label_order(tiny_dimensions):
+    labels = dimension_labels(tiny_dimensions)
     # every label a deal can show, NOT_SET always among them: "(" sorts before letters
     assert labels["industry"] == (NOT_SET, "Retail", "Tech")
     assert labels["team"] == (NOT_SET, "T1", "T2")
     assert labels["stage"] == (NOT_SET, "Closed Lost", "Closed Won", "Proposal")
-    kept = select_coded_deals(tiny).to_pandas().set_index("opportunity_id")
+    kept = select_coded_deals(tiny_dimensions).to_pandas().set_index("opportunity_id")
     # O1, O3: account A1 (Retail); O2: A2 (Tech); O4: account A9 is not in accounts
     assert kept["_c_industry"].to_dict() == {"O1": 1, "O2": 2, "O3": 1, "O4": 0}
     assert kept["_c_team"].to_dict() == {"O1": 1, "O2": 1, "O3": 2, "O4": 2}  # R1: T1, R2: T2
     assert kept["_c_stage"].to_dict() == {"O1": 2, "O2": 1, "O3": 3, "O4": 2}
     # the public tables show labels only
-    assert not [c for c in deals(tiny).columns if c.startswith("_c_")]
-    assert not [c for c in select_deals(tiny, {"region": "NA"}).columns if c.startswith("_c_")]
+    assert not [c for c in deals(tiny_dimensions).columns if c.startswith("_c_")]
+    assert not [
+        c for c in select_deals(tiny_dimensions, {"region": "NA"}).columns if c.startswith("_c_")
+    ]
 
 
-def test_kept_keys_pack_the_outcome_and_hold_won_days_and_default_band(tiny):
-    kept = select_coded_deals(tiny).to_pandas().set_index("opportunity_id")
+def test_kept_keys_pack_the_outcome_and_hold_won_days_and_default_band(tiny_dimensions):
+    kept = select_coded_deals(tiny_dimensions).to_pandas().set_index("opportunity_id")
     # _outcome = 9 x (list price > 0: True 0, False 1, NULL 2) + (open 0, lost 1, won 2)
     # O1 won, list 100: 0 + 2 = 2; O2 lost, no list: 18 + 1 = 19
     # O3 open, list 100: 0 + 0 = 0; O4 won, list 0: 9 + 2 = 11
@@ -128,7 +134,7 @@ def test_kept_keys_pack_the_outcome_and_hold_won_days_and_default_band(tiny):
     bands = kept["_discount_band"].astype(float).fillna(-1).to_dict()
     assert bands == {"O1": 4, "O2": -1, "O3": 0, "O4": -1}
     # the public tables do not show them
-    for public in (deals(tiny), select_deals(tiny)):
+    for public in (deals(tiny_dimensions), select_deals(tiny_dimensions)):
         assert not {"_outcome", "_won_duration", "_discount_band"} & set(public.columns)
 
 
@@ -192,8 +198,8 @@ def test_perfect_hash_bits_grow_with_the_deals(rows, bits):
         ({"industry": "Retail", "stage": ["Proposal", "Closed Lost"]}, ["O3"]),
     ],
 )
-def test_filters_on_codes_keep_the_same_deals(tiny, filters, expected):
-    assert sorted(select_deals(tiny, filters).to_pandas()["opportunity_id"]) == expected
+def test_filters_on_codes_keep_the_same_deals(tiny_dimensions, filters, expected):
+    assert sorted(select_deals(tiny_dimensions, filters).to_pandas()["opportunity_id"]) == expected
 
 
 def test_filters_on_many_scattered_codes():
@@ -246,8 +252,8 @@ def test_dimensions_with_too_many_labels_keep_only_the_text(monkeypatch):
     assert picked["opportunity_id"].tolist() == ["O2"]
 
 
-def test_available_dimensions(tiny):
-    dims = available_dimensions(tiny)
+def test_available_dimensions(tiny_dimensions):
+    dims = available_dimensions(tiny_dimensions)
     assert {"industry", "region", "team", "rep_region", "owner_id"} <= set(dims)
     assert "product_family" not in dims and "size_band" not in dims
 

@@ -7,32 +7,22 @@ import pytest
 
 from salesops_widgets import load
 from salesops_widgets.errors import ParameterError
-from salesops_widgets.metrics import DEAL_LIST_COLUMNS, deal_list, deals
-
-SAMPLE = "data/samples/default"
+from salesops_widgets.metrics import DEAL_LIST_COLUMNS, deal_list
 
 
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
-
-
-@pytest.fixture(scope="module")
-def frame(sample):
-    return deals(sample).to_pandas()
-
-
-def test_deal_list_is_the_segment_largest_first(sample, frame):
+def test_deal_list_is_the_segment_largest_first(sample, sample_deals):
     got = deal_list(sample, filters={"region": ["EMEA"], "size_band": "Enterprise"}, top_n=20)
-    ref = frame[(frame["region"] == "EMEA") & (frame["size_band"] == "Enterprise")]
+    ref = sample_deals[
+        (sample_deals["region"] == "EMEA") & (sample_deals["size_band"] == "Enterprise")
+    ]
     ref = ref.sort_values(["amount", "opportunity_id"], ascending=[False, True]).head(20)
     assert got["opportunity_id"].tolist() == ref["opportunity_id"].tolist()
-    assert list(got.columns) == [c for c in DEAL_LIST_COLUMNS if c in frame.columns]
+    assert list(got.columns) == [c for c in DEAL_LIST_COLUMNS if c in sample_deals.columns]
 
 
-def test_deal_list_status_and_sort(sample, frame):
+def test_deal_list_status_and_sort(sample, sample_deals):
     got = deal_list(sample, status="open", sort="age_days", top_n=None)
-    ref = frame[frame["status"] == "open"]
+    ref = sample_deals[sample_deals["status"] == "open"]
     assert len(got) == len(ref)
     assert got["age_days"].is_monotonic_decreasing
     won = deal_list(sample, status="won", top_n=5, extra=("region",))

@@ -51,11 +51,6 @@ def make(rows):
     return load({"opportunities": pd.DataFrame(rows)}, as_of="2025-06-30")
 
 
-@pytest.fixture(scope="module")
-def sample():
-    return load("data/samples/default")
-
-
 # --------------------------------------------------------------------------------------------------
 # bookings_bridge
 
@@ -116,14 +111,14 @@ def test_shapley_parts_add_up_and_average_the_orders(v):
     assert parts == approx(_six_orders(*v), abs=tol)
 
 
-def test_bookings_bridge_on_sample_matches_pandas(sample):
+def test_bookings_bridge_on_sample_matches_pandas(sample, sample_dirs):
     pa, pb = ("2024-10-01", "2025-09-30"), ("2025-10-01", "2026-09-30")
     r = bookings_bridge(sample, period_a=pa, period_b=pb, by="size_band")
     parts = r[["volume_effect", "win_rate_effect", "asp_effect"]].sum(axis=1)
     assert parts.to_numpy() == approx(r["change"].to_numpy(), rel=1e-12)
     # reference: plain pandas on the opportunities and accounts files
-    opp = pd.read_parquet("data/samples/default/opportunities.parquet")
-    acc = pd.read_parquet("data/samples/default/accounts.parquet")
+    opp = pd.read_parquet(sample_dirs["default"] / "opportunities.parquet")
+    acc = pd.read_parquet(sample_dirs["default"] / "accounts.parquet")
     opp = opp.merge(acc[["account_id", "size_band"]], on="account_id")
     close = pd.to_datetime(opp.close_date)
     for s, (start, end) in (("a", pa), ("b", pb)):

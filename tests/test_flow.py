@@ -9,8 +9,6 @@ from salesops_widgets import load
 from salesops_widgets.errors import ParameterError
 from salesops_widgets.metrics import deals, pipeline_flow
 
-SAMPLE = "data/samples/default"
-
 
 def opp(oid, created, close, status, amount):
     return {
@@ -62,7 +60,7 @@ HIST = [
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny_window():
     frames = {"opportunities": pd.DataFrame(OPPS), "stage_history": pd.DataFrame(HIST)}
     return load(frames, as_of="2025-06-30")
 
@@ -71,8 +69,8 @@ def _as_dict(frame: pd.DataFrame, column: str) -> dict:
     return dict(zip(frame["movement"], frame[column], strict=True))
 
 
-def test_flow_by_hand(tiny):
-    out = pipeline_flow(tiny, start="2025-03-31", end="2025-06-30")
+def test_flow_by_hand(tiny_window):
+    out = pipeline_flow(tiny_window, start="2025-03-31", end="2025-06-30")
     assert _as_dict(out, "deals") == {
         "open_at_start": 3,
         "new": 2,
@@ -100,11 +98,10 @@ def test_flow_without_history_has_no_slips():
     assert "stage_history" in out.attrs["note"]
 
 
-def test_flow_bridge_and_pandas_on_the_sample():
-    data = load(SAMPLE)
+def test_flow_bridge_and_pandas_on_the_sample(sample):
     start, end = pd.Timestamp("2026-06-30"), pd.Timestamp("2026-09-30")
-    out = pipeline_flow(data, start="2026-06-30", end="2026-09-30", by=["size_band"])
-    d = deals(data).to_pandas()
+    out = pipeline_flow(sample, start="2026-06-30", end="2026-09-30", by=["size_band"])
+    d = deals(sample).to_pandas()
     for band, part in out.groupby("size_band"):
         got = _as_dict(part, "deals")
         ref = d[d["size_band"] == band]
@@ -123,10 +120,10 @@ def test_flow_bridge_and_pandas_on_the_sample():
         assert bridge == pytest.approx(_as_dict(part, "amount")["open_at_end"])
 
 
-def test_flow_bad_dates(tiny):
+def test_flow_bad_dates(tiny_window):
     with pytest.raises(ParameterError, match="swap"):
-        pipeline_flow(tiny, start="2025-06-30", end="2025-03-31")
+        pipeline_flow(tiny_window, start="2025-06-30", end="2025-03-31")
     with pytest.raises(ParameterError, match="after the as-of"):
-        pipeline_flow(tiny, start="2025-03-31", end="2025-12-31")
+        pipeline_flow(tiny_window, start="2025-03-31", end="2025-12-31")
     with pytest.raises(ParameterError, match="YYYY-MM-DD"):
-        pipeline_flow(tiny, start="last week", end="2025-06-30")
+        pipeline_flow(tiny_window, start="last week", end="2025-06-30")

@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLES_DIR
 from test_notebooks import _error_outputs, run_notebook
 
-from salesops_widgets import load, metrics
+from salesops_widgets import metrics
 
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 
@@ -21,7 +22,7 @@ DASHBOARDS = [
 ]
 DATASETS = {
     "default": {},  # the notebook's own defaults
-    "messy": {"data_path": "../data/samples/messy"},
+    "messy": {"data_path": str(SAMPLES_DIR / "messy")},
     "salesforce": {"data_path": str(FIXTURES_DIR / "salesforce"), "mapping": "salesforce"},
 }
 
@@ -56,7 +57,7 @@ def test_dashboard_runs_and_leaves_static_results(name, dataset, sample_dirs, tm
 
 @pytest.mark.notebook
 @pytest.mark.slow
-def test_segmentation_notebook_shows_the_kpi_layer_numbers(sample_dirs, tmp_path):
+def test_segmentation_notebook_shows_the_kpi_layer_numbers(sample, tmp_path):
     nb = run_notebook(
         "segmentation_explorer.ipynb",
         tmp_path,
@@ -67,9 +68,8 @@ def test_segmentation_notebook_shows_the_kpi_layer_numbers(sample_dirs, tmp_path
     )
     assert _error_outputs(nb) == []
     html = "\n".join(b.get("text/html", "") for b in _static(nb))
-    data = load(sample_dirs["default"])
     kpis = metrics.segment_kpis(
-        data,
+        sample,
         by=["industry"],
         filters={"region": ["EMEA"]},
         period=("2025-01-01", "2025-12-31"),

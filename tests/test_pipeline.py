@@ -20,7 +20,6 @@ from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
 from salesops_widgets.metrics._pipeline import coverage_window, pipeline_kpis
 
-SAMPLE = "data/samples/default"
 COLUMNS = [
     "opportunities", "open", "won", "lost", "closed", "win_rate", "win_rate_low",
     "win_rate_high", "value_win_rate", "bookings", "asp", "open_pipeline",
@@ -81,13 +80,8 @@ def _frames() -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny_quotas():
     return load(_frames(), as_of=AS_OF)
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
 
 
 def _row(frame: pd.DataFrame, **where) -> pd.Series:
@@ -102,8 +96,8 @@ def _row(frame: pd.DataFrame, **where) -> pd.Series:
 # By hand
 
 
-def test_overall_kpis_by_hand(tiny):
-    out = pipeline_kpis(tiny)
+def test_overall_kpis_by_hand(tiny_quotas):
+    out = pipeline_kpis(tiny_quotas)
     assert list(out.columns) == COLUMNS + COVERAGE
     assert len(out) == 1
     r = out.iloc[0]
@@ -121,19 +115,19 @@ def test_overall_kpis_by_hand(tiny):
     assert bool(r.small_n)  # 6 closed < 30
 
 
-def test_win_rate_interval_is_wilson(tiny):
-    r = pipeline_kpis(tiny).iloc[0]
+def test_win_rate_interval_is_wilson(tiny_quotas):
+    r = pipeline_kpis(tiny_quotas).iloc[0]
     low, high = proportion_confint(4, 6, alpha=0.05, method="wilson")
     assert (r.win_rate_low, r.win_rate_high) == pytest.approx((low, high))
 
 
-def test_small_n_follows_min_closed(tiny):
-    assert not pipeline_kpis(tiny, min_closed=6).small_n.iloc[0]  # 6 closed, not < 6
-    assert pipeline_kpis(tiny, min_closed=7).small_n.iloc[0]
+def test_small_n_follows_min_closed(tiny_quotas):
+    assert not pipeline_kpis(tiny_quotas, min_closed=6).small_n.iloc[0]  # 6 closed, not < 6
+    assert pipeline_kpis(tiny_quotas, min_closed=7).small_n.iloc[0]
 
 
-def test_by_owner_by_hand(tiny):
-    out = pipeline_kpis(tiny, by=["owner_id"])
+def test_by_owner_by_hand(tiny_quotas):
+    out = pipeline_kpis(tiny_quotas, by=["owner_id"])
     assert list(out.columns) == ["owner_id", *COLUMNS, *COVERAGE]
     assert out.owner_id.tolist() == ["R1", "R2", "R3"]
     r1, r2, r3 = (_row(out, owner_id=o) for o in ("R1", "R2", "R3"))
@@ -156,8 +150,8 @@ def test_by_owner_by_hand(tiny):
     assert r3.weighted_pipeline == 0
 
 
-def test_coverage_by_owner_by_hand(tiny):
-    out = pipeline_kpis(tiny, by=["owner_id"])
+def test_coverage_by_owner_by_hand(tiny_quotas):
+    out = pipeline_kpis(tiny_quotas, by=["owner_id"])
     r1, r2, r3 = (_row(out, owner_id=o) for o in ("R1", "R2", "R3"))
     # window: calendar 2025 (as_of 2025-06-30) = 1 year
     # R1: quota 1200, booked in 2025 100+300 = 400 -> remaining 800; open 400 -> 0.5
@@ -168,18 +162,18 @@ def test_coverage_by_owner_by_hand(tiny):
     assert (r3.quota, r3.quota_remaining, r3.coverage) == pytest.approx((2400, 1500, 0))
 
 
-def test_coverage_overall_and_by_team_by_hand(tiny):
-    r = pipeline_kpis(tiny).iloc[0]
+def test_coverage_overall_and_by_team_by_hand(tiny_quotas):
+    r = pipeline_kpis(tiny_quotas).iloc[0]
     # quota 1200+600+2400 = 4200; booked 2025: 100+300+900 = 1300 -> 2900; open 1900
     assert (r.quota, r.quota_remaining) == pytest.approx((4200, 2900))
     assert r.coverage == pytest.approx(1900 / 2900)
-    east = _row(pipeline_kpis(tiny, by=["team"]), team="East")
+    east = _row(pipeline_kpis(tiny_quotas, by=["team"]), team="East")
     # East = R1 + R2: quota 1800, booked 400 -> 1400; open 400 + 1500 = 1900
     assert east.coverage == pytest.approx(1900 / 1400)
 
 
-def test_coverage_prorated_to_the_period(tiny):
-    r = pipeline_kpis(tiny, period=("2025-01-01", "2025-03-31")).iloc[0]
+def test_coverage_prorated_to_the_period(tiny_quotas):
+    r = pipeline_kpis(tiny_quotas, period=("2025-01-01", "2025-03-31")).iloc[0]
     # Q1 2025 = 90 of 365 days; quota 4200*90/365; booked in Q1: o1 100 + o2 300 = 400
     # deals created in Q1: o1-o5 and o9; open among them: o4 (400)
     quota = 4200 * 90 / 365
@@ -189,8 +183,8 @@ def test_coverage_prorated_to_the_period(tiny):
     assert r.coverage == pytest.approx(400 / (quota - 400))
 
 
-def test_coverage_nan_when_quota_met(tiny):
-    out = pipeline_kpis(tiny, by=["owner_id"], period=("2025-01-01", "2025-04-30"))
+def test_coverage_nan_when_quota_met(tiny_quotas):
+    out = pipeline_kpis(tiny_quotas, by=["owner_id"], period=("2025-01-01", "2025-04-30"))
     r3 = _row(out, owner_id="R3")
     # 120 days: quota 2400*120/365 = 789.04 < booked o9 900 -> nothing left to cover
     assert r3.quota_remaining == pytest.approx(2400 * 120 / 365 - 900)
@@ -210,13 +204,13 @@ def test_coverage_window():
     assert coverage_window(as_of, ("2024-08-01", None))[:2] == (as_of.replace(day=1), as_of)
 
 
-def test_quota_only_for_rep_level_groups_and_filters(tiny):
-    assert "quota" not in pipeline_kpis(tiny, by=["industry"])
+def test_quota_only_for_rep_level_groups_and_filters(tiny_quotas):
+    assert "quota" not in pipeline_kpis(tiny_quotas, by=["industry"])
     # a filter the quota cannot be split by: columns kept, values NaN
-    out = pipeline_kpis(tiny, by=["owner_id"], filters={"industry": "Retail"})
+    out = pipeline_kpis(tiny_quotas, by=["owner_id"], filters={"industry": "Retail"})
     assert out[COVERAGE].isna().all().all()
     # a rep-level filter keeps only those reps' quota: R1 + R2 = 1800
-    east = pipeline_kpis(tiny, filters={"team": "East"}).iloc[0]
+    east = pipeline_kpis(tiny_quotas, filters={"team": "East"}).iloc[0]
     assert east.quota == pytest.approx(1800)
 
 
@@ -228,8 +222,8 @@ def test_no_quota_columns_without_quota():
     assert list(pipeline_kpis(load(frames, as_of=AS_OF)).columns) == COLUMNS
 
 
-def test_period_on_closed_date(tiny):
-    r = pipeline_kpis(tiny, period=("2025-01-01", "2025-12-31"), date_field="closed_date")
+def test_period_on_closed_date(tiny_quotas):
+    r = pipeline_kpis(tiny_quotas, period=("2025-01-01", "2025-12-31"), date_field="closed_date")
     # closed in 2025: o1, o2, o9 won (1300), o3, o5 lost; open deals have no closed date
     r = r.iloc[0]
     assert (r.won, r.lost, r.open) == (3, 2, 0)
@@ -240,11 +234,11 @@ def test_period_on_closed_date(tiny):
 # Degenerate cases: NaN or empty, never an exception
 
 
-def test_filter_matching_nothing(tiny):
-    out = pipeline_kpis(tiny, by=["owner_id"], filters={"owner_id": "nobody"})
+def test_filter_matching_nothing(tiny_quotas):
+    out = pipeline_kpis(tiny_quotas, by=["owner_id"], filters={"owner_id": "nobody"})
     assert list(out.columns) == ["owner_id", *COLUMNS, *COVERAGE]
     assert out.empty
-    r = pipeline_kpis(tiny, filters={"owner_id": "nobody"}).iloc[0]
+    r = pipeline_kpis(tiny_quotas, filters={"owner_id": "nobody"}).iloc[0]
     assert (r.opportunities, r.won, r.lost, r.open) == (0, 0, 0, 0)
     assert math.isnan(r.win_rate) and math.isnan(r.win_rate_low) and math.isnan(r.asp)
     assert math.isnan(r.value_win_rate) and bool(r.small_n)
@@ -275,9 +269,9 @@ def test_no_probability_column():
     assert math.isnan(pipeline_kpis(load(frames, as_of=AS_OF)).weighted_pipeline.iloc[0])
 
 
-def test_bad_dimension(tiny):
+def test_bad_dimension(tiny_quotas):
     with pytest.raises(ParameterError, match="not a dimension"):
-        pipeline_kpis(tiny, by=["colour"])
+        pipeline_kpis(tiny_quotas, by=["colour"])
     frames = _frames()
     del frames["accounts"]
     with pytest.raises(MissingDataError, match="tables.accounts.columns.industry"):

@@ -12,7 +12,6 @@ import pytest
 from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
 from salesops_widgets.metrics import (
-    deals,
     discount_outliers,
     discount_vs_size,
     lost_on_price,
@@ -20,7 +19,6 @@ from salesops_widgets.metrics import (
     realization_over_time,
 )
 
-SAMPLE = "data/samples/default"
 approx = pytest.approx
 _IDS = itertools.count(1)
 
@@ -36,16 +34,6 @@ def deal(status, list_amount, discount, reason=None, close="2025-02-01"):
         "is_won": status == "won",
         "loss_reason": reason,
     }
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
-
-
-@pytest.fixture(scope="module")
-def frame(sample):
-    return deals(sample).to_pandas()
 
 
 def test_discount_vs_size_by_hand():
@@ -69,9 +57,9 @@ def test_discount_vs_size_by_hand():
     assert top["excess"].tolist() == approx([18.0, 1.25])
 
 
-def test_pricing_guidance_matches_pandas(sample, frame):
+def test_pricing_guidance_matches_pandas(sample, sample_deals):
     out = pricing_guidance(sample, by=["size_band"]).set_index("size_band")
-    won = frame[(frame["status"] == "won") & (frame["list_amount"] > 0)]
+    won = sample_deals[(sample_deals["status"] == "won") & (sample_deals["list_amount"] > 0)]
     r = won["amount"] / won["list_amount"]
     for band, row in out.iterrows():
         part = r[won["size_band"] == band]
@@ -81,9 +69,9 @@ def test_pricing_guidance_matches_pandas(sample, frame):
         assert row["max_discount"] == approx(1 - part.quantile(0.25))
 
 
-def test_realization_over_time_is_dollar_weighted(sample, frame):
+def test_realization_over_time_is_dollar_weighted(sample, sample_deals):
     out = realization_over_time(sample, freq="year")
-    won = frame[(frame["status"] == "won") & (frame["list_amount"] > 0)]
+    won = sample_deals[(sample_deals["status"] == "won") & (sample_deals["list_amount"] > 0)]
     year = pd.to_datetime(won["close_date"]).dt.year
     for _, row in out.iterrows():
         part = won[year == pd.Timestamp(row["period"]).year]

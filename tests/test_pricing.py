@@ -28,7 +28,6 @@ from salesops_widgets.metrics._pricing import (
     price_waterfall,
 )
 
-SAMPLE = "data/samples/default"
 HABITUAL_DISCOUNTERS = {"REP-003", "REP-008", "REP-013"}  # data/samples/README.md, effect 2
 DEDUCTIONS = ["on_invoice_discount", "rebate", "freight", "payment_terms_cost"]
 
@@ -87,13 +86,8 @@ def _frames() -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny_book():
     return load(_frames())
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
 
 
 def _by(frame: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -104,8 +98,8 @@ def _by(frame: pd.DataFrame, key: str) -> pd.DataFrame:
 # deal_discounts
 
 
-def test_deal_discounts_by_hand(tiny):
-    out = deal_discounts(tiny)
+def test_deal_discounts_by_hand(tiny_book):
+    out = deal_discounts(tiny_book)
     assert list(out.columns) == [
         "deals_with_list", "list_amount", "net_amount", "portfolio_discount",
         "price_realization", "mean_deal_discount", "median_deal_discount", "discount_p25",
@@ -124,26 +118,26 @@ def test_deal_discounts_by_hand(tiny):
     assert r.discount_p75 == pytest.approx(0.175)
 
 
-def test_deal_discounts_by_owner_and_status(tiny):
-    out = _by(deal_discounts(tiny, by=["owner_id"]), "owner_id")
+def test_deal_discounts_by_owner_and_status(tiny_book):
+    out = _by(deal_discounts(tiny_book, by=["owner_id"]), "owner_id")
     assert out.loc["R1", "portfolio_discount"] == pytest.approx(410 / 1100)  # 1 - 690/1100
     assert out.loc["R2", "portfolio_discount"] == pytest.approx(10 / 600)  # 1 - 590/600
-    won = deal_discounts(tiny, status="won").iloc[0]  # p1, p2 (p5 has no list)
+    won = deal_discounts(tiny_book, status="won").iloc[0]  # p1, p2 (p5 has no list)
     assert won.deals_with_list == 2
     assert won.portfolio_discount == pytest.approx(410 / 1100)
     with pytest.raises(ParameterError, match="status"):
-        deal_discounts(tiny, status="booked")
+        deal_discounts(tiny_book, status="booked")
 
 
-def test_deal_discounts_zero_list_and_nothing_selected(tiny):
-    r = deal_discounts(tiny, filters={"owner_id": "nobody"}).iloc[0]
+def test_deal_discounts_zero_list_and_nothing_selected(tiny_book):
+    r = deal_discounts(tiny_book, filters={"owner_id": "nobody"}).iloc[0]
     assert r.deals_with_list == 0 and r.list_amount == 0
     assert math.isnan(r.portfolio_discount) and math.isnan(r.median_deal_discount)
     frames = _frames()
     frames["opportunities"]["list_amount"] = 0.0
     r = deal_discounts(load(frames)).iloc[0]
     assert r.deals_with_list == 0 and math.isnan(r.portfolio_discount)
-    empty = deal_discounts(tiny, by=["owner_id"], filters={"owner_id": "nobody"})
+    empty = deal_discounts(tiny_book, by=["owner_id"], filters={"owner_id": "nobody"})
     assert empty.empty and "portfolio_discount" in empty
 
 
@@ -158,8 +152,8 @@ def test_deal_discounts_needs_list_amount():
 # price_waterfall
 
 
-def test_waterfall_by_hand(tiny):
-    out = price_waterfall(tiny)  # won deals: p1, p2, p5 (L5 has list 0: left out)
+def test_waterfall_by_hand(tiny_book):
+    out = price_waterfall(tiny_book)  # won deals: p1, p2, p5 (L5 has list 0: left out)
     assert list(out.columns) == ["element", "kind", "amount", "share_of_list", "basis"]
     assert out.element.tolist() == [
         "list", "on_invoice_discount", "invoice", "rebate", "freight", "payment_terms_cost",
@@ -181,8 +175,8 @@ def test_waterfall_by_hand(tiny):
     assert deductions.amount.sum() == pytest.approx(1100 - 643, rel=1e-12)
 
 
-def test_waterfall_by_group(tiny):
-    out = price_waterfall(tiny, by=["owner_id"], status="all")
+def test_waterfall_by_group(tiny_book):
+    out = price_waterfall(tiny_book, by=["owner_id"], status="all")
     assert out.owner_id.unique().tolist() == ["R1", "R2"]
     r2 = out[out.owner_id == "R2"].set_index("element").amount
     # R2: L3 + L4 (L5 list 0): list 200 + 400 = 600, invoice 190 + 360 = 550,
@@ -212,8 +206,8 @@ def test_waterfall_without_line_items():
     assert (out.basis == "opportunities").all()
 
 
-def test_waterfall_nothing_selected(tiny):
-    out = price_waterfall(tiny, filters={"owner_id": "nobody"})
+def test_waterfall_nothing_selected(tiny_book):
+    out = price_waterfall(tiny_book, filters={"owner_id": "nobody"})
     assert out.empty and list(out.columns) == [
         "element", "kind", "amount", "share_of_list", "basis",
     ]  # fmt: skip
@@ -223,8 +217,8 @@ def test_waterfall_nothing_selected(tiny):
 # pocket_price_band and pocket_price_spread
 
 
-def test_pocket_price_band_by_hand(tiny):
-    out = pocket_price_band(tiny)  # won: L1 0.83 (qty 2, invoice 90), L2 0.56 (qty 10, 600)
+def test_pocket_price_band_by_hand(tiny_book):
+    out = pocket_price_band(tiny_book)  # won: L1 0.83 (qty 2, invoice 90), L2 0.56 (qty 10, 600)
     assert out.band.tolist() == ["55-60%", "80-85%"]
     assert out.band_low.tolist() == pytest.approx([0.55, 0.80])
     assert out.band_high.tolist() == pytest.approx([0.60, 0.85])
@@ -234,16 +228,16 @@ def test_pocket_price_band_by_hand(tiny):
     assert out.revenue_share.tolist() == pytest.approx([600 / 690, 90 / 690])
 
 
-def test_pocket_price_band_edges_are_closed_on_the_left(tiny):
-    out = pocket_price_band(tiny, filters={"owner_id": "R2"}, status="all", bin_width=0.05)
+def test_pocket_price_band_edges_are_closed_on_the_left(tiny_book):
+    out = pocket_price_band(tiny_book, filters={"owner_id": "R2"}, status="all", bin_width=0.05)
     # L4 at exactly 0.85 falls in [0.85, 0.90); L3 at 0.925 in [0.90, 0.95)
     assert out.band.tolist() == ["85-90%", "90-95%"]
     with pytest.raises(ParameterError, match="bin_width"):
-        pocket_price_band(tiny, bin_width=0)
+        pocket_price_band(tiny_book, bin_width=0)
 
 
-def test_pocket_price_spread_by_hand(tiny):
-    r = pocket_price_spread(tiny).iloc[0]
+def test_pocket_price_spread_by_hand(tiny_book):
+    r = pocket_price_spread(tiny_book).iloc[0]
     # lines by pocket %: L2 0.56 (qty 10), L1 0.83 (qty 2); total 12
     # p10: 10 >= 1.2 at L2 -> 0.56; p50: 10 >= 6 -> 0.56; p90: 10 < 10.8, 12 >= 10.8 -> 0.83
     assert (r.pocket_p10, r.pocket_p50, r.pocket_p90) == pytest.approx((0.56, 0.56, 0.83))
@@ -252,10 +246,10 @@ def test_pocket_price_spread_by_hand(tiny):
     assert (r.lines, r.volume, r.revenue) == (2, 12, 690)
 
 
-def test_pocket_nothing_selected(tiny):
+def test_pocket_nothing_selected(tiny_book):
     none = {"owner_id": "nobody"}
-    assert pocket_price_band(tiny, filters=none).empty
-    r = pocket_price_spread(tiny, filters=none).iloc[0]
+    assert pocket_price_band(tiny_book, filters=none).empty
+    r = pocket_price_spread(tiny_book, filters=none).iloc[0]
     assert r.lines == 0 and r.volume == 0 and math.isnan(r.pocket_p50)
 
 
@@ -270,8 +264,8 @@ def test_pocket_needs_line_items():
 # price_corridor and leakage
 
 
-def test_price_corridor_by_hand(tiny):
-    r = price_corridor(tiny, corridor_by=(), status="all").iloc[0]
+def test_price_corridor_by_hand(tiny_book):
+    r = price_corridor(tiny_book, corridor_by=(), status="all").iloc[0]
     # pocket % of all lines with list > 0, sorted: 0.56, 0.83, 0.85, 0.925
     # p25 at 0.75: 0.56 + 0.75*0.27; median (0.83+0.85)/2; p75 at 2.25: 0.85 + 0.25*0.075
     assert r.corridor_lines == 4
@@ -280,8 +274,8 @@ def test_price_corridor_by_hand(tiny):
     assert r.corridor_ceiling == pytest.approx(0.86875)
 
 
-def test_leakage_fixed_floor_by_hand(tiny):
-    out = leakage(tiny, by=["owner_id"], floor=0.8)  # won lines L1, L2 (both R1)
+def test_leakage_fixed_floor_by_hand(tiny_book):
+    out = leakage(tiny_book, by=["owner_id"], floor=0.8)  # won lines L1, L2 (both R1)
     assert out.owner_id.tolist() == ["R1"]
     r = out.iloc[0]
     assert (r.list_amount, r.pocket_amount) == pytest.approx((1100, 643))
@@ -294,8 +288,8 @@ def test_leakage_fixed_floor_by_hand(tiny):
     assert r.lines_below_floor == 1
 
 
-def test_leakage_corridor_by_group_by_hand(tiny):
-    out = leakage(tiny, by=["owner_id"], status="all", corridor_by=["industry"])
+def test_leakage_corridor_by_group_by_hand(tiny_book):
+    out = leakage(tiny_book, by=["owner_id"], status="all", corridor_by=["industry"])
     out = _by(out, "owner_id")
     # Technology (L1 0.83, L2 0.56): floor 0.56 + 0.25*0.27 = 0.6275
     #   R1: L2 (62.75 - 56) * 10 = 67.5
@@ -306,28 +300,32 @@ def test_leakage_corridor_by_group_by_hand(tiny):
     assert out.index.tolist() == ["R1", "R2"]  # largest corridor leakage first
     # a filter does not move the guideline: R2 alone still has the Retail floor
     alone = leakage(
-        tiny, by=["owner_id"], status="all", corridor_by=["industry"], filters={"owner_id": "R2"}
+        tiny_book,
+        by=["owner_id"],
+        status="all",
+        corridor_by=["industry"],
+        filters={"owner_id": "R2"},
     )
     assert alone.corridor_leakage.tolist() == pytest.approx([7.5])
 
 
-def test_leakage_overall_corridor(tiny):
-    r = leakage(tiny, by=(), status="all", corridor_by=()).iloc[0]
+def test_leakage_overall_corridor(tiny_book):
+    r = leakage(tiny_book, by=(), status="all", corridor_by=()).iloc[0]
     # floor 0.7625 over all lines: only L2 is below: (76.25 - 56) * 10 = 202.5
     assert r.corridor_leakage == pytest.approx(202.5)
     # list 1100 + 600 = 1700; pocket 643 + 525 = 1168
     assert r.leakage == pytest.approx(1700 - 1168)
 
 
-def test_leakage_bad_parameters(tiny):
+def test_leakage_bad_parameters(tiny_book):
     with pytest.raises(ParameterError, match="corridor"):
-        leakage(tiny, by=["owner_id"], corridor=(0.8, 0.2))
+        leakage(tiny_book, by=["owner_id"], corridor=(0.8, 0.2))
     with pytest.raises(ParameterError, match="floor"):
-        leakage(tiny, by=["owner_id"], floor=80)
+        leakage(tiny_book, by=["owner_id"], floor=80)
 
 
-def test_leakage_nothing_selected(tiny):
-    out = leakage(tiny, by=["owner_id"], filters={"owner_id": "nobody"}, corridor_by=())
+def test_leakage_nothing_selected(tiny_book):
+    out = leakage(tiny_book, by=["owner_id"], filters={"owner_id": "nobody"}, corridor_by=())
     assert out.empty and "corridor_leakage" in out
 
 

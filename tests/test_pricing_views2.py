@@ -16,11 +16,6 @@ from salesops_widgets.metrics._price_views import discount_band_tests, discount_
 
 
 @pytest.fixture(scope="module")
-def data(sample_dirs):
-    return load(sample_dirs["default"])
-
-
-@pytest.fixture(scope="module")
 def opps(sample_dirs):
     """The raw opportunities, with the per-deal discount computed here in pandas."""
     o = pd.read_parquet(sample_dirs["default"] / "opportunities.parquet")
@@ -115,9 +110,9 @@ def test_cap_recovery_by_hand_on_six_deals():
 
 
 @pytest.mark.parametrize("cap", [0.0, 0.12, 0.2, 0.3, 0.6])
-def test_cap_matches_a_deal_by_deal_estimate_in_pandas(data, opps, cap):
+def test_cap_matches_a_deal_by_deal_estimate_in_pandas(sample, opps, cap):
     """The engine sums per band; here every deal is re-priced one by one in pandas."""
-    got = discount_cap_what_if(data, cap=cap).iloc[0]
+    got = discount_cap_what_if(sample, cap=cap).iloc[0]
     edges = np.array(DISCOUNT_BANDS)
     d = opps["disc"].round(9)
     in_bands = (d >= 0) & (d <= 1)
@@ -134,22 +129,22 @@ def test_cap_matches_a_deal_by_deal_estimate_in_pandas(data, opps, cap):
     assert got["expected_lost_deals"] == pytest.approx((1 - keep).sum(), abs=1e-9)
 
 
-def test_cap_recovery_needs_list_prices_and_a_sane_cap(data):
+def test_cap_recovery_needs_list_prices_and_a_sane_cap(sample):
     bare = load({"opportunities": _tiny().drop(columns="list_amount")})
     with pytest.raises(MissingDataError, match="list_amount"):
         discount_cap_what_if(bare)
     with pytest.raises(ParameterError, match="cap="):
-        discount_cap_what_if(data, cap=1.5)
+        discount_cap_what_if(sample, cap=1.5)
     with pytest.raises(ParameterError, match="cap="):
-        discount_cap_what_if(data, cap="lots")
+        discount_cap_what_if(sample, cap="lots")
 
 
 # ------------------------------------------------------------------------------ a heatmap cell
 
 
-def test_cell_deals_are_the_deals_of_that_size_and_discount(data, opps):
+def test_cell_deals_are_the_deals_of_that_size_and_discount(sample, opps):
     # size band 2 of the default edges is 25k-50k of list; the bin from 0.30 is [30%, 35%)
-    got = discount_cell_deals(data, size_index=2, discount_low=0.30, top_n=1000)
+    got = discount_cell_deals(sample, size_index=2, discount_low=0.30, top_n=1000)
     won = opps[opps["is_won"]]
     cell = won[
         (won["list_amount"] >= 25_000)
@@ -161,12 +156,12 @@ def test_cell_deals_are_the_deals_of_that_size_and_discount(data, opps):
     assert set(got["deal_size"]) == {"25k–50k"}
     given = (cell["list_amount"] - cell["amount"]).sort_values(ascending=False)
     assert got["discount_given"].tolist() == pytest.approx(given.tolist())
-    top = discount_cell_deals(data, size_index=2, discount_low=0.30, top_n=3)
+    top = discount_cell_deals(sample, size_index=2, discount_low=0.30, top_n=3)
     assert top["opportunity_id"].tolist() == got["opportunity_id"].head(3).tolist()
 
 
-def test_cell_deals_check_their_arguments(data):
+def test_cell_deals_check_their_arguments(sample):
     with pytest.raises(ParameterError, match="size_index"):
-        discount_cell_deals(data, size_index=99, discount_low=0.1)
+        discount_cell_deals(sample, size_index=99, discount_low=0.1)
     with pytest.raises(ParameterError, match="top_n"):
-        discount_cell_deals(data, size_index=1, discount_low=0.1, top_n=0)
+        discount_cell_deals(sample, size_index=1, discount_low=0.1, top_n=0)

@@ -17,9 +17,8 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
-from salesops_widgets.metrics import deals, segments_vs_overall
+from salesops_widgets.metrics import segments_vs_overall
 
-SAMPLE = "data/samples/default"
 approx = pytest.approx
 _IDS = itertools.count(1)
 START = dt.date(2025, 1, 1)
@@ -37,16 +36,6 @@ def deal(deal_type, status, amount=100.0, days=10, list_amount=None):
         "is_won": status == "won",
         "deal_type": deal_type,
     }
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
-
-
-@pytest.fixture(scope="module")
-def sample_deals(sample):
-    return deals(sample).to_pandas()
 
 
 def test_win_rate_vs_rest_by_hand():

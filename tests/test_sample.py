@@ -52,7 +52,7 @@ def small() -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def sample() -> dict[str, pd.DataFrame]:
+def default_frames() -> dict[str, pd.DataFrame]:
     """The committed default sample: 20,000 opportunities, seed 7."""
     return generate_sample()
 
@@ -89,7 +89,7 @@ def test_tables_and_columns_are_canonical(small):
         assert set(frame.columns) <= canonical, name
 
 
-def test_ids_have_a_fixed_width(sample):
+def test_ids_have_a_fixed_width(default_frames):
     patterns = {
         ("opportunities", "opportunity_id"): r"OPP-\d{7}",
         ("accounts", "account_id"): r"ACC-\d{5}",
@@ -97,16 +97,16 @@ def test_ids_have_a_fixed_width(sample):
         ("products", "product_id"): r"PRD-\d{3}",
     }
     for (table, column), pattern in patterns.items():
-        assert sample[table][column].str.fullmatch(pattern).all(), (table, column)
-    assert sample["opportunities"]["opportunity_id"].iloc[0] == "OPP-0000001"
+        assert default_frames[table][column].str.fullmatch(pattern).all(), (table, column)
+    assert default_frames["opportunities"]["opportunity_id"].iloc[0] == "OPP-0000001"
 
 
-def test_sizes_scale_with_the_number_of_opportunities(small, sample):
+def test_sizes_scale_with_the_number_of_opportunities(small, default_frames):
     assert len(small["opportunities"]) == 3_000
-    assert len(sample["opportunities"]) == 20_000
-    assert len(sample["accounts"]) > len(small["accounts"])
-    assert len(sample["reps"]) >= len(small["reps"]) >= 12
-    items_per_deal = len(sample["line_items"]) / 20_000
+    assert len(default_frames["opportunities"]) == 20_000
+    assert len(default_frames["accounts"]) > len(small["accounts"])
+    assert len(default_frames["reps"]) >= len(small["reps"]) >= 12
+    items_per_deal = len(default_frames["line_items"]) / 20_000
     assert 1.5 < items_per_deal < 3.5
 
 
@@ -199,11 +199,11 @@ def test_stage_history_walks_the_stages_in_order(small):
     assert set(history["opportunity_id"]) == set(opps.index)
 
 
-def test_open_deals_have_close_date_pushes(sample):
-    history = sample["stage_history"]
+def test_open_deals_have_close_date_pushes(default_frames):
+    history = default_frames["stage_history"]
     pushed = history.groupby("opportunity_id")["close_date"].diff().dt.days > 0
     assert pushed.sum() > 1_000
-    opps = sample["opportunities"].set_index("opportunity_id")
+    opps = default_frames["opportunities"].set_index("opportunity_id")
     open_ids = opps.index[~opps["is_closed"]]
     last_expected = history.groupby("opportunity_id")["close_date"].last().loc[open_ids]
     assert (opps.loc[open_ids, "close_date"] > last_expected).sum() > 100
@@ -261,10 +261,10 @@ def _closed_with_discount(frames) -> pd.DataFrame:
     return closed
 
 
-def test_open_deals_are_a_realistic_share_and_slow(sample):
+def test_open_deals_are_a_realistic_share_and_slow(default_frames):
     from statsmodels.duration.survfunc import SurvfuncRight
 
-    opps = sample["opportunities"]
+    opps = default_frames["opportunities"]
     assert 0.10 <= (~opps["is_closed"]).mean() <= 0.20
     end = opps["close_date"].where(opps["is_closed"], AS_OF)
     days = (end - opps["created_date"]).dt.days.to_numpy()
@@ -277,8 +277,8 @@ def test_open_deals_are_a_realistic_share_and_slow(sample):
     assert km_recent > 1.2 * np.median(days[recent & closed])
 
 
-def test_discounts_beyond_20_percent_do_not_raise_win_rate(sample):
-    closed = _closed_with_discount(sample)
+def test_discounts_beyond_20_percent_do_not_raise_win_rate(default_frames):
+    closed = _closed_with_discount(default_frames)
     edges = [0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 1.0]
     bands = pd.cut(closed["discount"], edges, right=False)
     rate = closed.groupby(bands, observed=True)["is_won"].mean().to_numpy()
@@ -289,8 +289,8 @@ def test_discounts_beyond_20_percent_do_not_raise_win_rate(sample):
     assert rate[6] <= rate[5]  # the deepest band is not better than the one before
 
 
-def test_three_reps_discount_habitually(sample):
-    opps = sample["opportunities"]
+def test_three_reps_discount_habitually(default_frames):
+    opps = default_frames["opportunities"]
     totals = opps.groupby("owner_id")[["amount", "list_amount"]].sum()
     discount = (1 - totals["amount"] / totals["list_amount"]).sort_values()
     assert set(discount.index[-3:]) == HABITUAL_DISCOUNTERS
@@ -300,12 +300,12 @@ def test_three_reps_discount_habitually(sample):
     assert others.max() < 0.15
 
 
-def test_enterprise_deals_stall_in_negotiation(sample):
-    history = sample["stage_history"].sort_values(["opportunity_id", "entered_at"])
+def test_enterprise_deals_stall_in_negotiation(default_frames):
+    history = default_frames["stage_history"].sort_values(["opportunity_id", "entered_at"])
     left = history.groupby("opportunity_id")["entered_at"].shift(-1)
     history = history.assign(days=(left - history["entered_at"]).dt.total_seconds() / 86_400)
-    owners = sample["opportunities"][["opportunity_id", "account_id"]]
-    bands = owners.merge(sample["accounts"][["account_id", "size_band"]], on="account_id")
+    owners = default_frames["opportunities"][["opportunity_id", "account_id"]]
+    bands = owners.merge(default_frames["accounts"][["account_id", "size_band"]], on="account_id")
     history = history.merge(bands, on="opportunity_id").dropna(subset=["days"])
     enterprise = history["size_band"] == "Enterprise"
     medians = history.groupby(["stage", enterprise])["days"].median().unstack()
@@ -315,10 +315,12 @@ def test_enterprise_deals_stall_in_negotiation(sample):
         assert 0.8 <= ratio[stage] <= 1.25, stage
 
 
-def test_segments_differ_in_win_rate_and_asp(sample):
+def test_segments_differ_in_win_rate_and_asp(default_frames):
     from scipy.stats import chi2_contingency
 
-    closed = _closed_with_discount(sample).merge(sample["accounts"], on="account_id")
+    closed = _closed_with_discount(default_frames).merge(
+        default_frames["accounts"], on="account_id"
+    )
     won = closed[closed["is_won"]]
     asp = won.groupby("size_band")["amount"].mean()
     assert asp["Enterprise"] > 3 * asp["Mid-Market"] > 3 * asp["SMB"]
@@ -331,8 +333,8 @@ def test_segments_differ_in_win_rate_and_asp(sample):
     assert by_size["SMB"] > by_size["Mid-Market"] > by_size["Enterprise"]
 
 
-def test_top_quartile_reps_by_bookings_close_faster_and_win_more(sample):
-    opps = sample["opportunities"]
+def test_top_quartile_reps_by_bookings_close_faster_and_win_more(default_frames):
+    opps = default_frames["opportunities"]
     bookings = opps[opps["is_won"]].groupby("owner_id")["amount"].sum()
     top = bookings.index[bookings >= bookings.quantile(0.75)]
     is_top = opps["owner_id"].isin(top)

@@ -25,12 +25,7 @@ REQUIRED = [
 
 
 @pytest.fixture(scope="module")
-def sample():
-    return load("data/samples/default")
-
-
-@pytest.fixture(scope="module")
-def tiny():
+def tiny_segments():
     return _tiny()
 
 
@@ -60,8 +55,8 @@ def test_velocity_by_hand():
     assert np.isnan(out).all()
 
 
-def test_segment_table_by_hand(tiny):
-    table = segment_kpis(tiny, by=["deal_type"]).set_index("deal_type")
+def test_segment_table_by_hand(tiny_segments):
+    table = segment_kpis(tiny_segments, by=["deal_type"]).set_index("deal_type")
     a = table.loc["A"]
     assert (a.opportunities, a.open, a.won, a.lost) == (4, 1, 2, 1)
     assert a.win_rate == pytest.approx(2 / 3)  # won 2 / (won 2 + lost 1)
@@ -179,26 +174,28 @@ def test_overall_row_and_filters(sample):
     assert len(nothing) == 0 and list(nothing.columns) == ["region", *SEGMENT_COLUMNS]
 
 
-def test_kpis_command_prints_every_required_column():
+def test_kpis_command_prints_every_required_column(sample_dirs):
     runner = CliRunner()
-    result = runner.invoke(app, ["kpis", "--data", "data/samples/default", "--by", "region",
+    folder = str(sample_dirs["default"])
+    result = runner.invoke(app, ["kpis", "--data", folder, "--by", "region",
                                  "--format", "csv"])  # fmt: skip
     assert result.exit_code == 0, result.output
     table = pd.read_csv(io.StringIO(result.output), keep_default_na=False)  # region "NA"
     assert set(REQUIRED) <= set(table.columns)
     assert sorted(table["region"]) == ["APAC", "EMEA", "LATAM", "NA"]
     assert table["opportunities"].sum() == 20_000
-    shown = runner.invoke(app, ["kpis", "--data", "data/samples/default", "--by", "size_band"])
+    shown = runner.invoke(app, ["kpis", "--data", folder, "--by", "size_band"])
     assert shown.exit_code == 0 and "Enterprise" in shown.output and "win rate" in shown.output
-    as_json = runner.invoke(app, ["kpis", "--data", "data/samples/default", "--format", "json"])
+    as_json = runner.invoke(app, ["kpis", "--data", folder, "--format", "json"])
     assert json.loads(as_json.output)[0]["opportunities"] == 20_000
 
 
-def test_kpis_command_rejects_bad_input_cleanly():
+def test_kpis_command_rejects_bad_input_cleanly(sample_dirs):
     runner = CliRunner()
-    bad_dim = runner.invoke(app, ["kpis", "--data", "data/samples/default", "--by", "regoin"])
+    folder = str(sample_dirs["default"])
+    bad_dim = runner.invoke(app, ["kpis", "--data", folder, "--by", "regoin"])
     assert bad_dim.exit_code == 1 and "not a dimension" in bad_dim.output
-    bad_filter = runner.invoke(app, ["kpis", "--data", "data/samples/default", "--filter", "x"])
+    bad_filter = runner.invoke(app, ["kpis", "--data", folder, "--filter", "x"])
     assert bad_filter.exit_code == 2 and "DIM=VALUE" in bad_filter.output
     assert "Traceback" not in bad_dim.output + bad_filter.output
 

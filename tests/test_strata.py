@@ -34,7 +34,6 @@ from salesops_widgets.metrics._strata import (
     tier_migration,
 )
 
-SAMPLE = "data/samples/default"
 SETTINGS = settings(max_examples=30, deadline=None)
 approx = pytest.approx
 START = dt.date(2025, 1, 1)
@@ -88,11 +87,6 @@ FIVE = [
 @pytest.fixture(scope="module")
 def five():
     return make(FIVE)
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,14 +18,8 @@ from salesops_widgets.metrics import (
     velocity_what_if,
 )
 
-SAMPLE = "data/samples/default"
 approx = pytest.approx
 _IDS = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load(SAMPLE)
 
 
 def test_velocity_what_if_arithmetic(sample):

@@ -5,15 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from salesops_widgets import load, metrics
+from salesops_widgets import metrics
 from salesops_widgets.errors import ParameterError
 from salesops_widgets.widgets import KPICards, cards_from_kpis, format_value
 from salesops_widgets.widgets._html import COLORS
-
-
-@pytest.fixture(scope="module")
-def sample(sample_dirs):
-    return load(sample_dirs["default"])
 
 
 def _row(**values) -> pd.Series:

@@ -6,14 +6,8 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from salesops_widgets import load
 from salesops_widgets.widgets import ChartView, DetailView, EmptyState
 from salesops_widgets.widgets._detail import merge_filters
-
-
-@pytest.fixture(scope="module")
-def sample(sample_dirs):
-    return load(sample_dirs["default"])
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import ipywidgets as w
 import pandas as pd
 import pytest
 
-from salesops_widgets import load, metrics
+from salesops_widgets import metrics
 from salesops_widgets.errors import ParameterError
 from salesops_widgets.widgets import (
     FILTER_DIMENSIONS,
@@ -22,11 +22,6 @@ from salesops_widgets.widgets import (
 )
 
 D = dt.date
-
-
-@pytest.fixture(scope="module")
-def sample(sample_dirs):
-    return load(sample_dirs["default"])
 
 
 @pytest.fixture(scope="module")

@@ -5,26 +5,20 @@
 from __future__ import annotations
 
 import pytest
-from _helpers import small_frames
+from conftest import SAMPLES_DIR
 
-from salesops_widgets import load
 from salesops_widgets.errors import ParameterError
 from salesops_widgets.widgets import QualityPanel
 
 
-@pytest.fixture(scope="module")
-def small():
-    return load(small_frames())
-
-
-def test_collapsed_with_a_one_line_summary(small):
-    panel = QualityPanel(small)
+def test_collapsed_with_a_one_line_summary(small_canonical):
+    panel = QualityPanel(small_canonical)
     assert panel.selected_index is None
     assert panel.get_title(0) == "Data quality: 7 of 9 opportunities used, 2 excluded, 1 flagged"
 
 
-def test_rows_by_table_and_by_rule(small):
-    html = QualityPanel(small).body_html()
+def test_rows_by_table_and_by_rule(small_canonical):
+    html = QualityPanel(small_canonical).body_html()
     assert "missing_required" in html and "unknown_stage" in html
     assert "unmatched_account" in html
     assert "parent_excluded" in html  # the line item of the excluded opportunity
@@ -34,13 +28,13 @@ def test_rows_by_table_and_by_rule(small):
     assert cells == ["9", "7", "2", "1"]
 
 
-def test_static_rendering_is_a_closed_details_element(small):
-    html = QualityPanel(small).to_static_html()
+def test_static_rendering_is_a_closed_details_element(small_canonical):
+    html = QualityPanel(small_canonical).to_static_html()
     assert html.startswith('<details class="salesops-quality"><summary>Data quality: 7 of 9')
     assert "<details open" not in html
 
 
-def test_accepts_a_report_and_refuses_other_things(small):
-    assert QualityPanel(small.report).report is small.report
+def test_accepts_a_report_and_refuses_other_things(small_canonical):
+    assert QualityPanel(small_canonical.report).report is small_canonical.report
     with pytest.raises(ParameterError, match="load"):
-        QualityPanel("data/samples/default")
+        QualityPanel(str(SAMPLES_DIR / "default"))  # a path, not loaded data

@@ -6,9 +6,7 @@ import altair as alt
 import ipywidgets as w
 import pandas as pd
 import pytest
-from _helpers import small_frames
 
-from salesops_widgets import load
 from salesops_widgets.widgets import (
     ChartView,
     DataTable,
@@ -29,11 +27,6 @@ def outside_voila(monkeypatch):
     monkeypatch.delenv("SALESOPS_STATIC", raising=False)
 
 
-@pytest.fixture(scope="module")
-def small():
-    return load(small_frames())
-
-
 def _chart():
     frame = pd.DataFrame({"region": ["EMEA", "APAC"], "n": [1, 2]})
     return ChartView(alt.Chart(frame).mark_bar().encode(x="region", y="n"))
@@ -49,7 +42,7 @@ def _widgets(small):
     }
 
 
-def test_every_bundle_has_the_widget_and_static_html(small):
+def test_every_bundle_has_the_widget_and_static_html(small_canonical):
     expected = {
         "table": "&lt;A&gt;",
         "cards": "50.0%",
@@ -57,14 +50,14 @@ def test_every_bundle_has_the_widget_and_static_html(small):
         "detail": "Globex renewal",  # the largest used deal: 4,000 (tests/_helpers.py)
         "quality": "<details",
     }
-    for name, widget in _widgets(small).items():
+    for name, widget in _widgets(small_canonical).items():
         bundle = widget._repr_mimebundle_()
         assert WIDGET in bundle, name
         assert expected[name] in bundle["text/html"], name
     assert _chart()._repr_mimebundle_()["image/svg+xml"].startswith("<svg")
 
 
-def test_voila_skips_the_static_part(monkeypatch, small):
+def test_voila_skips_the_static_part(monkeypatch, small_canonical):
     monkeypatch.setenv("VOILA_BASE_URL", "/")
     assert not static_enabled()
     bundle = _chart()._repr_mimebundle_()
@@ -73,9 +66,9 @@ def test_voila_skips_the_static_part(monkeypatch, small):
     assert "text/html" in _chart()._repr_mimebundle_()
 
 
-def test_env_var_turns_it_off(monkeypatch, small):
+def test_env_var_turns_it_off(monkeypatch, small_canonical):
     monkeypatch.setenv("SALESOPS_STATIC", "0")
-    assert "text/html" not in QualityPanel(small)._repr_mimebundle_()
+    assert "text/html" not in QualityPanel(small_canonical)._repr_mimebundle_()
 
 
 def test_a_composed_dashboard_gets_the_fallback_of_its_parts():
