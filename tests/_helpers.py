@@ -229,3 +229,76 @@ def rows_by_id(table, key: str = "opportunity_id") -> dict[str, dict]:
     """The rows of an Ibis table as {str(id): row dict}."""
     frame = to_pandas(table)
     return {str(r[key]): r for r in frame.to_dict("records")}
+
+
+# ------------------------------------------------------------------------------------------
+# A tiny pipeline with stage history, as of 2025-03-31 (tests of _cycle, _time_to_close and
+# _stages; the ``tiny_history`` fixture). Every deal was created on 2025-01-01.
+# Stages: P = Prospecting, Q = Qualification, N = Negotiation, then Closed Won / Closed Lost.
+#
+#  id  type     stage now    amount  history (entered date: stage, expected close date)
+#  d1  New      Closed Won    100   01-01 P 01-31 | 01-11 Q 02-15 | 01-31 N 02-15 | 02-10 Won 02-10
+#  d2  New      Closed Lost   200   01-01 P 01-31 | 01-06 Q 01-31 | 01-26 Lost 01-26
+#  d3  New      Negotiation   300   01-01 P 02-28 | 01-21 Q 03-15 | 02-20 N 04-15
+#  d4  Renewal  Closed Lost   400   01-01 P 01-31 | 01-31 Lost 01-31
+#  d5  Renewal  Prospecting   500   01-01 P 02-28
+#  d6  Renewal  Closed Won    600   01-01 P 01-31 | 01-03 Q 01-31 | 01-08 N 02-28 | 03-09 Won 03-09
+#
+# Days to close (created → close, or age at as-of for open deals):
+#   d1 40 won, d2 25 lost, d3 89 open, d4 30 lost, d5 89 open, d6 67 won
+#   (Jan 1 → Mar 31 = 31 + 28 + 31 − 1 = 89; Jan 1 → Mar 9 = 31 + 28 + 8 = 67)
+# Days in stage (calendar days to the next stage; open deals' current stage to 03-31):
+#   P: d1 10 →Q, d2 5 →Q, d3 20 →Q, d4 30 →lost, d5 89 (still there), d6 2 →Q
+#   Q: d1 20 →N, d2 20 →lost, d3 30 →N, d6 5 →N
+#   N: d1 10 →won, d3 39 (still there: Feb 20 → Mar 31 = 8 + 31), d6 60 →won
+#   (a closed deal's stays add up to its cycle: d1 10 + 20 + 10 = 40, d6 2 + 5 + 60 = 67)
+# ------------------------------------------------------------------------------------------
+
+HISTORY_AS_OF = "2025-03-31"
+_HISTORY_OPPS = [
+    ("d1", "New", "Closed Won", 100, "2025-02-10"),
+    ("d2", "New", "Closed Lost", 200, "2025-01-26"),
+    ("d3", "New", "Negotiation", 300, "2025-04-15"),
+    ("d4", "Renewal", "Closed Lost", 400, "2025-01-31"),
+    ("d5", "Renewal", "Prospecting", 500, "2025-02-28"),
+    ("d6", "Renewal", "Closed Won", 600, "2025-03-09"),
+]
+_HISTORY = [
+    ("d1", "Prospecting", "2025-01-01 09:00", "2025-01-31"),
+    ("d1", "Qualification", "2025-01-11 17:30", "2025-02-15"),
+    ("d1", "Negotiation", "2025-01-31 08:00", "2025-02-15"),
+    ("d1", "Closed Won", "2025-02-10 12:00", "2025-02-10"),
+    ("d2", "Prospecting", "2025-01-01 10:00", "2025-01-31"),
+    ("d2", "Qualification", "2025-01-06 23:59", "2025-01-31"),
+    ("d2", "Closed Lost", "2025-01-26 00:01", "2025-01-26"),
+    ("d3", "Prospecting", "2025-01-01 11:00", "2025-02-28"),
+    ("d3", "Qualification", "2025-01-21 11:00", "2025-03-15"),
+    ("d3", "Negotiation", "2025-02-20 17:30", "2025-04-15"),
+    ("d4", "Prospecting", "2025-01-01 12:00", "2025-01-31"),
+    ("d4", "Closed Lost", "2025-01-31 12:00", "2025-01-31"),
+    ("d5", "Prospecting", "2025-01-01 13:00", "2025-02-28"),
+    ("d6", "Prospecting", "2025-01-01 14:00", "2025-01-31"),
+    ("d6", "Qualification", "2025-01-03 14:00", "2025-01-31"),
+    ("d6", "Negotiation", "2025-01-08 14:00", "2025-02-28"),
+    ("d6", "Closed Won", "2025-03-09 14:00", "2025-03-09"),
+]
+
+
+def history_frames(history: bool = True, history_close_date: bool = True) -> dict:
+    """The tiny pipeline above as frames (the opportunities, and its stage history)."""
+    opps = pd.DataFrame(
+        _HISTORY_OPPS, columns=["opportunity_id", "deal_type", "stage", "amount", "close_date"]
+    ).assign(created_date="2025-01-01")
+    frames = {"opportunities": opps}
+    if history:
+        sh = pd.DataFrame(_HISTORY, columns=["opportunity_id", "stage", "entered_at", "close_date"])
+        frames["stage_history"] = sh if history_close_date else sh.drop(columns="close_date")
+    return frames
+
+
+def deal_rows(data, *cols) -> pd.DataFrame:
+    """Some columns of the deals view, one row per deal (for references on rows)."""
+    from salesops_widgets.metrics._deals import deals
+
+    t = deals(data)
+    return t.select(*cols).to_pandas()

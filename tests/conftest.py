@@ -134,6 +134,20 @@ def sample_deals(sample):
 
 
 @pytest.fixture(scope="session")
+def sample_opportunities(sample_dirs: dict[str, Path]):
+    """The default sample's raw opportunities (its parquet file, in pandas), with the per-deal
+    discount computed here, independently of the package: 1 − amount / list_amount where both
+    are above 0."""
+    import numpy as np
+    import pandas as pd
+
+    o = pd.read_parquet(sample_dirs["default"] / "opportunities.parquet")
+    priced = (o["list_amount"] > 0) & (o["amount"] > 0)
+    o["disc"] = np.where(priced, 1 - o["amount"] / o["list_amount"].where(priced), np.nan)
+    return o
+
+
+@pytest.fixture(scope="session")
 def small_canonical():
     """The small canonical dataset of tests/_helpers.py (9 opportunities, whose exclusions are
     known by hand), loaded once per session; shared like ``sample``."""
@@ -142,6 +156,17 @@ def small_canonical():
     from salesops_widgets import load
 
     return load(small_frames())
+
+
+@pytest.fixture(scope="session")
+def tiny_history():
+    """The tiny pipeline with stage history of tests/_helpers.py (6 deals, as of 2025-03-31),
+    loaded once per session: the cycle, time-to-close and stages tests share it."""
+    from _helpers import HISTORY_AS_OF, history_frames
+
+    from salesops_widgets import load
+
+    return load(history_frames(), as_of=HISTORY_AS_OF)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,19 +1,16 @@
-"""The deals view and selections (salesops_widgets.metrics._deals) and the shared statistics."""
+"""The deals view and selections (salesops_widgets/metrics/_deals.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-import ibis
-import numpy as np
 import pandas as pd
 import pytest
-from statsmodels.stats.proportion import proportion_confint
 
 from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
-from salesops_widgets.metrics import _codes, _engine, deals, select_deals, wilson_interval
-from salesops_widgets.metrics._codes import NOT_SET, decode_outcome, outcome_code
+from salesops_widgets.metrics import _codes, deals, select_deals
+from salesops_widgets.metrics._codes import NOT_SET
 from salesops_widgets.metrics._deals import (
     available_dimensions,
     dimension_labels,
@@ -138,54 +135,6 @@ def test_kept_keys_pack_the_outcome_and_hold_won_days_and_default_band(tiny_dime
         assert not {"_outcome", "_won_duration", "_discount_band"} & set(public.columns)
 
 
-def test_decode_outcome_gives_back_the_three_flags_with_nulls():
-    # 2: won (closed, won), priced; 19 = 2 x 9 + 1: lost (closed, not won), priced NULL;
-    # 5: pair 5 = (NULL, True), priced; 12 = 9 + 3: (False, True), priced False
-    closed, won, priced = decode_outcome(pd.Series([2, 19, 5, 12], dtype="uint8"))
-    assert closed.tolist() == [True, True, None, False] and closed.dtype == object
-    assert won.tolist() == [True, False, True, True] and won.dtype == bool
-    assert priced.tolist() == [True, None, True, False]
-    # every triple survives a round trip through the engine's code
-    flags = (True, False, None)
-    triples = [(c, w, p) for c in flags for w in flags for p in flags]
-    frame = pd.DataFrame(triples, columns=["c", "w", "p"]).astype("boolean")
-    t = ibis.memtable(frame)
-    codes = t.select(k=outcome_code(t.c, t.w, t.p)).to_pandas()["k"]
-    assert sorted(codes) == list(range(27))
-    back = list(zip(*(s.tolist() for s in decode_outcome(codes)), strict=True))
-    assert back == [tuple(None if pd.isna(v) else bool(v) for v in row) for row in triples]
-
-
-def test_kpi_queries_group_by_the_kept_keys_as_a_perfect_hash(sample_dirs):
-    # the point of the kept keys: DuckDB runs the GROUP BY as a direct array lookup when the
-    # keys are stored integer columns with small ranges; computed keys would lose that
-    from benchmarks.refresh import refresh_library
-
-    data = load(sample_dirs["default"])
-    refresh_library(data)
-    # the sample is too small for the perfect hash to pay (see _engine.perfect_hash_bits); allow it
-    data.con.con.execute("SET perfect_ht_threshold = 20")
-    plans = _engine.compiled_queries(data)
-    for kpi in ("segment_kpis", "discount_bands"):
-        (sql,) = [sql for key, (sql, _, _) in plans.items() if key[0] == kpi]
-        plan = data.con.con.execute("EXPLAIN " + sql).fetchall()[0][1]
-        assert "PERFECT_HASH_GROUP_BY" in plan, kpi
-
-
-@pytest.mark.parametrize(
-    ("rows", "bits"),
-    [
-        (4_000, 12),  # DuckDB's default below 2^15 deals
-        (1_000_000, 16),  # 2^19 <= 1M < 2^20: 19 - 3
-        (5_000_000, 19),  # 2^22 <= 5M < 2^23: 22 - 3
-        (10_000_000, 20),  # 2^23 <= 10M < 2^24: 23 - 3
-        (10**9, 20),  # at most a million entries
-    ],
-)
-def test_perfect_hash_bits_grow_with_the_deals(rows, bits):
-    assert _engine.perfect_hash_bits(rows) == bits
-
-
 @pytest.mark.parametrize(
     ("filters", "expected"),
     [
@@ -256,18 +205,3 @@ def test_available_dimensions(tiny_dimensions):
     dims = available_dimensions(tiny_dimensions)
     assert {"industry", "region", "team", "rep_region", "owner_id"} <= set(dims)
     assert "product_family" not in dims and "size_band" not in dims
-
-
-def test_wilson_matches_statsmodels_and_hand_value():
-    # k=8, n=10, z=1.96: centre (8 + 1.92)/13.84 = 0.7168, half 1.96*sqrt(1.6 + 0.96)/13.84
-    # = 0.2266 -> (0.4902, 0.9433)
-    low, high = wilson_interval(8, 10)
-    assert (round(float(low), 4), round(float(high), 4)) == (0.4902, 0.9433)
-    k = np.array([0, 1, 5, 30, 99, 100])
-    n = np.array([10, 10, 50, 30, 100, 100])
-    ref_low, ref_high = proportion_confint(k, n, method="wilson")
-    low, high = wilson_interval(k, n)
-    np.testing.assert_allclose(low, ref_low, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(high, ref_high, rtol=1e-10, atol=1e-12)
-    low, high = wilson_interval(np.array([0]), np.array([0]))
-    assert np.isnan(low[0]) and np.isnan(high[0])  # no closed deals: no interval

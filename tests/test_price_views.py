@@ -1,5 +1,6 @@
-"""Tests for salesops_widgets/metrics/_price_views.py: discount vs size, guidance, realization
-over time and losses on price. Hand calculations on tiny data, pandas on the sample."""
+"""Tests for salesops_widgets/metrics/_price_views.py: discount vs size and the deals of one of
+its cells, guidance, realization over time, losses on price, and the tests of "does discount buy
+wins?". Hand calculations on tiny data (in the comments), scipy, or pandas on the sample."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from salesops_widgets import load
 from salesops_widgets.errors import MissingDataError, ParameterError
 from salesops_widgets.metrics import (
+    discount_band_tests,
+    discount_cell_deals,
     discount_outliers,
     discount_vs_size,
     lost_on_price,
@@ -106,3 +110,71 @@ def test_price_views_need_their_columns_and_sane_parameters(sample):
         pricing_guidance(sample, floor=0.9, target=0.5)
     empty = discount_vs_size(sample, filters={"region": ["Atlantis"]})
     assert empty.empty and np.all(empty.attrs["corridor"]["deals"] == 0)
+
+
+# ------------------------------------------------------------------------------ band tests
+
+
+def test_band_tests_match_scipy_on_a_hand_table():
+    bands = pd.DataFrame(
+        {
+            "band": ["0-10%", "10-20%", "20-100%"],
+            "won": [30, 45, 10],
+            "lost": [70, 55, 40],
+            "closed": [100, 100, 50],
+        }
+    )
+    got = discount_band_tests(bands)
+    ref = stats.chi2_contingency([[30, 70], [45, 55], [10, 40]], correction=False)
+    assert got.loc[0, "statistic"] == pytest.approx(ref.statistic)
+    assert got.loc[0, "p_value"] == pytest.approx(ref.pvalue)
+    assert got.loc[0, "df"] == 2
+    # deepest (10/50 = 0.2) against the next (45/100 = 0.45): difference -0.25
+    assert got.loc[1, "effect_size"] == pytest.approx(0.2 - 0.45)
+    assert "20-100%" in got.loc[1, "comparison"] and "10-20%" in got.loc[1, "comparison"]
+    # pooled p = 55/150; z = -0.25 / sqrt(p(1-p)(1/50 + 1/100))
+    p = 55 / 150
+    z = -0.25 / np.sqrt(p * (1 - p) * (1 / 50 + 1 / 100))
+    assert got.loc[1, "statistic"] == pytest.approx(z)
+    assert got.loc[1, "p_value"] == pytest.approx(2 * stats.norm.sf(abs(z)))
+
+
+def test_band_tests_skip_empty_bands_and_say_why_they_cannot_run():
+    bands = pd.DataFrame(
+        {"band": ["a", "b", "c"], "won": [5, 3, 0], "lost": [5, 7, 0], "closed": [10, 10, 0]}
+    )
+    got = discount_band_tests(bands)  # the empty deepest band is skipped: b against a
+    assert got.loc[1, "effect_size"] == pytest.approx(0.3 - 0.5)
+    one = discount_band_tests(bands.iloc[:1])
+    assert one["reason"].notna().all()
+    assert np.isnan(one["p_value"]).all()
+    with pytest.raises(ParameterError, match="discount_bands"):
+        discount_band_tests(pd.DataFrame({"band": ["a"]}))
+
+
+# ------------------------------------------------------------------------------ a heatmap cell
+
+
+def test_cell_deals_are_the_deals_of_that_size_and_discount(sample, sample_opportunities):
+    # size band 2 of the default edges is 25k-50k of list; the bin from 0.30 is [30%, 35%)
+    got = discount_cell_deals(sample, size_index=2, discount_low=0.30, top_n=1000)
+    won = sample_opportunities[sample_opportunities["is_won"]]
+    cell = won[
+        (won["list_amount"] >= 25_000)
+        & (won["list_amount"] < 50_000)
+        & (won["disc"].round(9) >= 0.30)
+        & (won["disc"].round(9) < 0.35)
+    ]
+    assert sorted(got["opportunity_id"]) == sorted(cell["opportunity_id"])
+    assert set(got["deal_size"]) == {"25k–50k"}
+    given = (cell["list_amount"] - cell["amount"]).sort_values(ascending=False)
+    assert got["discount_given"].tolist() == pytest.approx(given.tolist())
+    top = discount_cell_deals(sample, size_index=2, discount_low=0.30, top_n=3)
+    assert top["opportunity_id"].tolist() == got["opportunity_id"].head(3).tolist()
+
+
+def test_cell_deals_check_their_arguments(sample):
+    with pytest.raises(ParameterError, match="size_index"):
+        discount_cell_deals(sample, size_index=99, discount_low=0.1)
+    with pytest.raises(ParameterError, match="top_n"):
+        discount_cell_deals(sample, size_index=1, discount_low=0.1, top_n=0)

@@ -296,6 +296,25 @@ def kruskal_from_counts(values: Any, counts: Any) -> Significance:
 # Censored durations
 
 
+def _group_by_time(
+    f: pd.DataFrame, events: str, censored: str
+) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """(groups with observations, in order of first appearance; events and censored counts as
+    groups × distinct times arrays) from rows of (group, time, events, censored)."""
+    group, time = f.columns[:2]
+    labels = list(pd.unique(f[group]))
+    times = np.sort(pd.unique(f[time].astype(float)))
+    g_idx = pd.Index(labels).get_indexer(f[group])
+    t_idx = np.searchsorted(times, f[time].astype(float).to_numpy())
+    d = np.zeros((len(labels), times.size))
+    c = np.zeros_like(d)
+    np.add.at(d, (g_idx, t_idx), _counts(f[events], events))
+    np.add.at(c, (g_idx, t_idx), _counts(f[censored], censored))
+    keep = (d + c).sum(axis=1) > 0
+    labels = [lab for lab, k in zip(labels, keep, strict=True) if k]
+    return labels, d[keep], c[keep]
+
+
 def logrank_from_counts(
     frame: pd.DataFrame,
     *,
@@ -327,18 +346,7 @@ def logrank_from_counts(
         )
     z_crit = _z(confidence)
     base = {"test": "log-rank", "effect": "hazard ratio"}
-    f = frame[[group, time, events, censored]]
-    labels = list(pd.unique(f[group]))
-    times = np.sort(pd.unique(f[time].astype(float)))
-    g_idx = pd.Index(labels).get_indexer(f[group])
-    t_idx = np.searchsorted(times, f[time].astype(float).to_numpy())
-    d = np.zeros((len(labels), times.size))
-    c = np.zeros_like(d)
-    np.add.at(d, (g_idx, t_idx), _counts(f[events], events))
-    np.add.at(c, (g_idx, t_idx), _counts(f[censored], censored))
-    keep = (d + c).sum(axis=1) > 0
-    labels = [lab for lab, k in zip(labels, keep, strict=True) if k]
-    d, c = d[keep], c[keep]
+    labels, d, c = _group_by_time(frame[[group, time, events, censored]], events, censored)
     n = int((d + c).sum())
     if len(labels) < 2:
         return Significance(**base, n=n, reason="fewer than two groups with observations")

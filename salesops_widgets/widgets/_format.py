@@ -128,12 +128,8 @@ def format_value(
     _check_kind(kind)
     if is_missing(value):
         return MISSING
-    if kind == "text":
-        return str(value)
-    if kind == "date":
-        if isinstance(value, _dt.datetime | pd.Timestamp):
-            return value.date().isoformat()
-        return value.isoformat() if isinstance(value, _dt.date) else str(value)
+    if kind in ("text", "date"):
+        return _date_text(value) if kind == "date" else str(value)
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -142,16 +138,28 @@ def format_value(
         return "∞" if x > 0 else "-∞"
     if kind == "money":
         return _money(x, currency, compact)
-    if kind == "percent":
-        return f"{x * 100:,.1f}%"
-    if kind == "days":
-        days = f"{x:,.0f}"
-        return f"{days} day" if days == "1" else f"{days} days"
-    if kind == "count":
-        return f"{x:,.0f}"
-    if kind == "ratio":
-        return f"{x:,.2f}"
-    return f"{x:,.2f}".rstrip("0").rstrip(".") if x != int(x) else f"{x:,.0f}"
+    return _NUMBERS[kind](x)
+
+
+def _date_text(value: Any) -> str:
+    if isinstance(value, _dt.datetime | pd.Timestamp):
+        return value.date().isoformat()
+    return value.isoformat() if isinstance(value, _dt.date) else str(value)
+
+
+def _days_text(x: float) -> str:
+    days = f"{x:,.0f}"
+    return f"{days} day" if days == "1" else f"{days} days"
+
+
+# kind -> the text of a finite number of that kind (money has its own, with the currency)
+_NUMBERS = {
+    "percent": lambda x: f"{x * 100:,.1f}%",
+    "days": _days_text,
+    "count": lambda x: f"{x:,.0f}",
+    "ratio": lambda x: f"{x:,.2f}",
+    "number": lambda x: f"{x:,.2f}".rstrip("0").rstrip(".") if x != int(x) else f"{x:,.0f}",
+}
 
 
 def format_delta(delta: Any, kind: str, *, currency: str | None = None) -> str:
