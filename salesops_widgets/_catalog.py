@@ -135,7 +135,12 @@ CATALOGUE: dict[str, KPI] = {
             title="Median of closed deals only (biased low)",
         ),
         KPI(
-            "portfolio_discount", "Discount (dollar-weighted)", "percent", "lower", short="discount"
+            "portfolio_discount",
+            "Discount (dollar-weighted)",
+            "percent",
+            "lower",
+            title="Discount on won deals (dollar-weighted)",
+            short="discount (won)",
         ),
         KPI("velocity", "Sales velocity per day", "money", small_n=True, short="velocity /day"),
         KPI("open_pipeline", "Open pipeline", "money"),

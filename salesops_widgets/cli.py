@@ -71,49 +71,69 @@ def main(
     """Sales-ops analytics on your CRM data."""
 
 
+_NAMES = ("table", "rule", "column")  # short names that never wrap (rule names stay readable)
+
+
+def _table(title: str, frame, columns: dict[str, str], counts: tuple[str, ...] = ()) -> Any:
+    """A rich table of ``frame``'s ``columns`` (column -> header), counts written 1,234."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    for column, header in columns.items():
+        t.add_column(header, no_wrap=column in _NAMES)
+    for _, r in frame.iterrows():
+        t.add_row(*(f"{r[c]:,}" if c in counts else str(r[c]) for c in columns))
+    return t
+
+
 def _print_report(report) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     console = Console(width=max(100, Console().width))
     console.print(
         f"[bold]Data-quality report[/bold]  source: {report.source}  mapping: {report.mapping}  "
         f"as of: {report.as_of or '-'}  base currency: {report.base_currency or '-'}"
     )
-    summary = Table("table", "source", "read", "used", "excluded", "flagged", title="Rows")
-    for _, r in report.summary_frame().iterrows():
-        summary.add_row(
-            r["table"],
-            r["source"],
-            f"{r.rows_read:,}",
-            f"{r.rows_used:,}",
-            f"{r.rows_excluded:,}",
-            f"{r.rows_flagged:,}",
-        )
-    console.print(summary)
-    issues = report.issues_frame()
-    if len(issues):
-        t = Table(title="Excluded and flagged rows, by rule")
-        t.add_column("table", no_wrap=True)
-        t.add_column("rule", no_wrap=True)
-        for name in ("action", "rows", "what it means", "examples"):
-            t.add_column(name)
-        for _, r in issues.iterrows():
-            t.add_row(
-                r["table"],
-                r["rule"],
-                r["action"],
-                f"{r['rows']:,}",
-                r["description"],
-                r["examples"],
-            )
-        console.print(t)
-    metric = report.metric_exclusions_frame()
-    if len(metric):
-        t = Table("table", "metric", "rows left out", "reason", title="Left out of one metric only")
-        for _, r in metric.iterrows():
-            t.add_row(r["table"], r["metric"], f"{r['rows']:,}", r["reason"])
-        console.print(t)
+    for w in report.all_warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    rows = {"table": "table", "source": "source", "rows_read": "read", "rows_used": "used"}
+    rows |= {"rows_excluded": "excluded", "rows_flagged": "flagged"}
+    counts = ("rows_read", "rows_used", "rows_excluded", "rows_flagged", "rows", "counted")
+    counts += ("left_out", "empty", "unparseable", "no_match_read", "no_match_used")
+    sections = (
+        ("Rows (read = used + excluded)", report.summary_frame(), rows),
+        (
+            "Excluded and flagged rows, by rule",
+            report.issues_frame(),
+            {"table": "table", "rule": "rule", "action": "action", "rows": "rows"}
+            | {"description": "what it means", "examples": "examples"},
+        ),
+        (
+            "Which opportunities each KPI counts (of the rows used)",
+            report.populations_frame(),
+            {"kpi": "KPI", "counts": "counts", "counted": "counted", "left_out": "left out"}
+            | {"why left out": "why left out"},
+        ),
+        (
+            "Empty or unparseable values per column (of the rows read)",
+            report.columns_frame(),
+            {"table": "table", "column": "column", "rows_read": "rows read", "empty": "empty"}
+            | {"unparseable": "unparseable"},
+        ),
+        (
+            "Lookups: keys that found no match",
+            report.lookups_frame(),
+            {"table": "table", "column": "column", "from": "from", "no_match_read": "of read"}
+            | {"no_match_used": "of used", "unmatched keys": "unmatched keys (closest known)"},
+        ),
+    )
+    for title, frame, columns in sections:
+        if len(frame):
+            console.print(_table(title, frame, columns, counts))
+    _print_notes(console, report)
+
+
+def _print_notes(console: Any, report) -> None:
     for name, rep in report.tables.items():
         for rule, values in rep.unmatched.items():
             shown = ", ".join(f"{k} ({n})" for k, n in list(values.items())[:10])
@@ -122,8 +142,6 @@ def _print_report(report) -> None:
             console.print(f"note ({name}): {note}")
     if report.missing_tables:
         console.print(f"Optional tables not found: {', '.join(report.missing_tables)}")
-    for w in report.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}")
 
 
 @app.command()
@@ -192,10 +210,17 @@ def kpis(
         ),
     ] = "created_date",
     format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    total: Annotated[
+        bool,
+        typer.Option("--total/--no-total", help='With --by, add the overall row ("(total)") last.'),
+    ] = True,
 ) -> None:
     """Print the segment KPI table (win rate with interval, ASP, bookings, cycle, discount)."""
+    import pandas as pd
+
     from . import metrics
     from .data import load as run_load
+    from .metrics._drivers import TOTAL
 
     if format not in ("table", "csv", "json"):
         _fail(f"--format must be 'table', 'csv' or 'json', not {format!r}.", 2)
@@ -205,15 +230,17 @@ def kpis(
         if not sep or not values:
             _fail(f"--filter {item!r} must look like DIM=VALUE or DIM=VALUE1,VALUE2.", 2)
         filters.setdefault(dim.strip(), []).extend(v.strip() for v in values.split(","))
+    selection = {
+        "filters": filters,
+        "period": (start, end) if start or end else None,
+        "date_field": date_field,
+    }
     try:
         loaded = run_load(data, mapping=mapping, as_of=as_of)
-        table = metrics.segment_kpis(
-            loaded,
-            by=by or [],
-            filters=filters,
-            period=(start, end) if start or end else None,
-            date_field=date_field,
-        )
+        table = metrics.segment_kpis(loaded, by=by or [], **selection)
+        if by and total:
+            overall = metrics.segment_kpis(loaded, **selection).assign(**dict.fromkeys(by, TOTAL))
+            table = pd.concat([table, overall[table.columns]], ignore_index=True)
     except SalesOpsError as exc:
         _fail(str(exc))
     if format == "csv":
@@ -271,6 +298,8 @@ def _print_kpis(table, by: list[str], loaded) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .data._populations import population_of
+
     out = Table(title=f"KPIs as of {loaded.as_of} ({loaded.base_currency or 'amounts'})")
     for dim in by:
         out.add_column(dim)
@@ -279,7 +308,14 @@ def _print_kpis(table, by: list[str], loaded) -> None:
     for row in table.itertuples(index=False):
         dims = [str(getattr(row, d)) for d in by]
         out.add_row(*dims, *(get(row) for _, get in _KPI_VIEW))
-    Console(width=max(160, Console().width)).print(out)
+    console = Console(width=max(160, Console().width))
+    console.print(out)
+    for w in loaded.report.warnings_for(_KPI_COLUMNS):
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    counted = [
+        f"{CATALOGUE[c].short}: {population_of(c)}" for c in _KPI_COLUMNS if population_of(c)
+    ]
+    console.print("Each KPI counts " + "; ".join(counted) + ".")
     typer.echo("All columns: --format csv or --format json. Definitions: docs/metrics.md.")
 
 
@@ -393,7 +429,19 @@ def _print_runs(results, out: Path) -> None:
             else r.folder
         )
         table.add_row(r.notebook, status, f"{r.seconds:.1f}", str(folder), problem)
-    Console(width=max(120, Console().width)).print(table)
+    console = Console(width=max(120, Console().width))
+    console.print(table)
+    for w in _run_warnings(results):
+        console.print(f"[yellow]data warning:[/yellow] {w}")
+
+
+def _run_warnings(results) -> list[str]:
+    """The data's warnings, as the runs' manifests recorded them (the same data for all)."""
+    for r in results:
+        manifest = r.folder / "manifest.json"
+        if manifest.is_file():
+            return list(json.loads(manifest.read_text()).get("warnings", []))
+    return []
 
 
 @app.command()

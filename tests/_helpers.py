@@ -23,21 +23,40 @@ SAMPLES = ROOT / "data" / "samples"
 # ---------------------------------------------------------------------------------------------
 # A small canonical dataset, the same in every source format.
 #
-# opportunities (9 rows; no is_closed/is_won, so the status comes from the canonical stage map):
+# opportunities (10 rows; no is_closed/is_won, so the status comes from the canonical stage map):
 #   O-1 Closed Won   1000  list 1200                      -> won
 #   O-2 won          2500  list 2500                      -> won
 #   O-3 Closed Lost  1800  list 2000                      -> lost
 #   O-4 Proposal     3000  list 3600  p 0.5               -> open
 #   O-5 Negotiation  4000  list 4000  p 0.7               -> open
-#   O-6 Won          1500  no list                        -> won  (left out of the discount metric)
+#   O-6 Won          1500  no list                        -> won  (left out of the discount metrics)
 #   O-7 lost          800  list 1000  account A-9         -> lost (flag: unmatched_account)
-#   O-8 Prospecting  no amount                            -> excluded: missing_required
+#   O-8 Prospecting  no amount  list 500                  -> open, kept without an amount (left out
+#                                                            of open pipeline and velocity)
 #   O-9 On Hold       900                                 -> excluded: unknown_stage
-# used 7: won 3 (1000 + 2500 + 1500 = 5000), lost 2 (1800 + 800 = 2600), open 2 (3000 + 4000 = 7000)
+#   O-10 (no stage)   700  list 800                       -> excluded: missing_required (no status)
+# used 8: won 3 (1000 + 2500 + 1500 = 5000), lost 2 (1800 + 800 = 2600),
+#   open 3 (3000 + 4000 = 7000; O-8 has no amount)
 # as_of: latest created_date (O-7, 2025-03-01) or close_date of a closed deal (O-6, 2025-03-20)
 #   -> 2025-03-20. The excluded rows' dates are earlier, so it does not matter whether they count.
-# line_items (4 rows): O-8's is excluded as parent_excluded; used sum(quantity * invoice_price)
-#   = 2*500 + 1*2500 + 6*500 = 6500
+# line_items (5 rows): O-10's is excluded as parent_excluded; O-8's is used (its deal is kept):
+#   used sum(quantity * invoice_price) = 2*500 + 1*2500 + 6*500 + 1*500 = 7000
+#
+# Which used deals (8) each KPI counts, and why the others are left out (docs/metrics.md):
+#   win rate                   5 closed (O-1 2 3 6 7); 3 open (O-4 5 8)
+#   bookings and ASP           3 won with an amount (O-1 2 6); 5 not won
+#   value win rate             5 closed, all above $0; 3 open
+#   open pipeline, velocity    2 (O-4 5); 5 closed, 1 open without an amount (O-8)
+#   weighted pipeline          2 (O-4 5); 5 closed, 1 open without an amount (O-8, the first
+#                                reason it fails; it has no probability either)
+#   portfolio discount         2 won priced (O-1 2); 5 not won, 1 won without a list price (O-6)
+#   win rate by discount band  4 closed priced (O-1 2 3 7); 3 open, 1 closed without a list
+#                                price (O-6)
+#   time to close              8: every deal has a created date, every closed one a close date
+#                                on or after it
+#   days to win                3 won (O-1 2 6); 5 not won
+# Per column, of the 10 rows read: stage empty 1 (O-10), amount 1 (O-8), list_amount 1 (O-6),
+#   probability 8 (all but O-4 and O-5); nothing unparseable.
 # ---------------------------------------------------------------------------------------------
 
 _OPPS = [
@@ -84,6 +103,7 @@ _OPPS = [
     ("O-7", "Umbrella trial", "A-9", "R-1", "lost", 800, 1000, None, "2025-03-01", "2025-03-15"),
     ("O-8", "No amount", "A-1", "R-1", "Prospecting", None, 500, None, "2025-02-25", "2025-06-30"),
     ("O-9", "Parked deal", "A-2", "R-2", "On Hold", 900, 900, None, "2025-02-27", "2025-04-30"),
+    ("O-10", "Blank stage", "A-3", "R-2", None, 700, 800, None, "2025-02-10", "2025-04-15"),
 ]
 _OPP_COLS = [
     "opportunity_id",
@@ -102,6 +122,7 @@ _LINE_ITEMS = [
     ("O-2", "P-2", 1, 2500, 2500),
     ("O-4", "P-1", 6, 600, 500),
     ("O-8", "P-2", 1, 500, 500),
+    ("O-10", "P-1", 1, 600, 550),
 ]
 _LI_COLS = ["opportunity_id", "product_id", "quantity", "list_price", "invoice_price"]
 _ACCOUNTS = [
@@ -113,9 +134,16 @@ _REPS = [("R-1", "Ada Lovelace", "East"), ("R-2", "Grace Hopper", "West")]
 _PRODUCTS = [("P-1", "Platform", "Software", 600), ("P-2", "Onboarding", "Services", 2500)]
 
 SMALL_EXPECTED = {
+    "rows_read": {
+        "opportunities": 10,
+        "line_items": 5,
+        "accounts": 3,
+        "reps": 2,
+        "products": 2,
+    },
     "rows_used": {
-        "opportunities": 7,
-        "line_items": 3,
+        "opportunities": 8,
+        "line_items": 4,
         "accounts": 3,
         "reps": 2,
         "products": 2,
@@ -123,10 +151,36 @@ SMALL_EXPECTED = {
     "opportunities_excluded": {"missing_required": 1, "unknown_stage": 1},
     "opportunities_flagged": {"unmatched_account": 1},
     "line_items_excluded": {"parent_excluded": 1},
-    "status_count": {"won": 3, "lost": 2, "open": 2},
+    "used_ids": {"O-1", "O-2", "O-3", "O-4", "O-5", "O-6", "O-7", "O-8"},
+    "status_count": {"won": 3, "lost": 2, "open": 3},
     "status_amount": {"won": 5000.0, "lost": 2600.0, "open": 7000.0},
-    "line_items_net": 6500.0,
+    "line_items_net": 7000.0,
     "as_of": dt.date(2025, 3, 20),
+    # KPI -> (deals counted, {reason: deals left out}), from the table in the comment above
+    "populations": {
+        "win rate": (5, {"open: not won or lost yet": 3}),
+        "bookings and ASP": (3, {"not won": 5}),
+        "value win rate": (5, {"open": 3}),
+        "open pipeline and velocity": (2, {"closed": 5, "open without an amount": 1}),
+        "weighted pipeline": (2, {"closed": 5, "open without an amount": 1}),
+        "portfolio discount": (
+            2,
+            {
+                "not won (the discount is that of the price realized)": 5,
+                "won without a list price": 1,
+            },
+        ),
+        "win rate by discount band": (4, {"open": 3, "closed without a list price": 1}),
+        "time to close": (8, {}),
+        "days to win": (3, {"not won": 5}),
+    },
+    # (table, column) -> (empty, unparseable), of the rows read
+    "columns": {
+        ("opportunities", "stage"): (1, 0),
+        ("opportunities", "amount"): (1, 0),
+        ("opportunities", "list_amount"): (1, 0),
+        ("opportunities", "probability"): (8, 0),
+    },
 }
 
 
@@ -208,6 +262,38 @@ def assert_invariant(report) -> None:
         assert t.rows_excluded == sum(t.excluded.values()), (name, t.excluded)
         assert all(v >= 0 for v in t.excluded.values()), (name, t.excluded)
         assert all(v >= 0 for v in t.flagged.values()), (name, t.flagged)
+
+
+def assert_populations_add_up(report) -> None:
+    """For every KPI population: deals counted + deals left out (summed over the reasons) = the
+    opportunities used, every count >= 0, and every KPI of docs/metrics.md listed once."""
+    used = report.tables["opportunities"].rows_used
+    kpis = [p["kpi"] for p in report.populations]
+    assert len(kpis) == len(set(kpis)) == 9, kpis
+    for p in report.populations:
+        assert p["rows_used"] == used, p
+        assert p["rows_in"] >= 0 and all(n > 0 for n in p["left_out"].values()), p
+        assert p["rows_in"] + sum(p["left_out"].values()) == used, p
+
+
+def populations(report) -> dict[str, tuple[int, dict[str, int]]]:
+    """KPI -> (deals counted, {reason: deals left out})."""
+    return {p["kpi"]: (p["rows_in"], dict(p["left_out"])) for p in report.populations}
+
+
+def metric_exclusions(report, table: str = "opportunities") -> dict[tuple[str, str], int]:
+    """(metric, reason) -> rows, of one table's metric exclusions."""
+    return {(m.metric, m.reason): m.rows for m in report.tables[table].metric_exclusions}
+
+
+def column_counts(report) -> dict[tuple[str, str], tuple[int, int]]:
+    """(table, column) -> (empty, unparseable) among the rows read, for the columns with any."""
+    return {
+        (table, column): (c.blank, c.unparseable)
+        for table, t in report.tables.items()
+        for column, c in t.columns.items()
+        if c.blank or c.unparseable
+    }
 
 
 def status_summary(data) -> tuple[dict[str, int], dict[str, float]]:
@@ -302,3 +388,45 @@ def deal_rows(data, *cols) -> pd.DataFrame:
 
     t = deals(data)
     return t.select(*cols).to_pandas()
+
+
+# ---------------------------------------------------------------------------------------------
+# The realistic export of tests/fixtures/realistic (see its make_export.py): the used deals,
+# cleaned by hand with pandas as its mapping.yaml says, for references independent of the loader.
+
+REALISTIC = FIXTURES / "realistic"
+REALISTIC_AS_OF = "2025-12-31"
+REALISTIC_STAGES = {
+    "prospecting": "open",
+    "qualification": "open",
+    "proposal": "open",
+    "negotiation": "open",
+    "closed won": "won",
+    "closed lost": "lost",
+}
+
+
+def clean_text(text: pd.Series) -> pd.Series:
+    """Trimmed, lower case, one space: how keys and stage names are compared."""
+    return text.str.split().str.join(" ").str.lower()
+
+
+def realistic_deals() -> pd.DataFrame:
+    """The used deals of pipeline.csv: not the row without an id, not the stage no map knows
+    ('On Hold'), the repeated id once; with status, amount, dates, list price and region."""
+    d = pd.read_csv(REALISTIC / "pipeline.csv", dtype=str, keep_default_na=False)
+    d["status"] = clean_text(d["Stage"]).map(REALISTIC_STAGES)
+    d = d[(d["Opportunity ID"].str.strip() != "") & d["status"].notna()]
+    d = d.drop_duplicates("Opportunity ID")  # the repeated row is an exact copy
+    d["amount"] = pd.to_numeric(d["Amount"].str.replace(r"[$,]", "", regex=True), errors="coerce")
+    d["has_amount"] = d["amount"].notna()
+    for src, col in (("Created", "created"), ("Close Date", "close")):
+        d[col] = pd.to_datetime(d[src], format="%m/%d/%Y", errors="coerce")
+    product = d["Product"].where(d["Product"] != "GTXPro", "GTX Pro")  # the values map
+    prices = pd.read_csv(REALISTIC / "price_list.csv")
+    price_of = dict(zip(clean_text(prices["Product Name"]), prices["List Price"], strict=True))
+    d["list_amount"] = clean_text(product).map(price_of)
+    reps = pd.read_csv(REALISTIC / "rep_offices.csv")
+    d["region"] = d["Owner"].map(dict(zip(reps["Rep"], reps["Region"], strict=True)))
+    d["region"] = d["region"].fillna("(not set)")
+    return d.reset_index(drop=True)

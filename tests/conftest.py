@@ -149,13 +149,21 @@ def sample_opportunities(sample_dirs: dict[str, Path]):
 
 @pytest.fixture(scope="session")
 def small_canonical():
-    """The small canonical dataset of tests/_helpers.py (9 opportunities, whose exclusions are
+    """The small canonical dataset of tests/_helpers.py (10 opportunities, whose exclusions are
     known by hand), loaded once per session; shared like ``sample``."""
     from _helpers import small_frames
 
     from salesops_widgets import load
 
     return load(small_frames())
+
+
+@pytest.fixture(scope="session")
+def realistic_deals():
+    """The realistic export's used deals, cleaned by hand in pandas (tests/_helpers.py)."""
+    from _helpers import realistic_deals as reference
+
+    return reference()
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO_ROOT
 from statsmodels.duration.survfunc import SurvfuncRight
 
 from salesops_widgets import load, metrics
@@ -385,3 +386,15 @@ def test_static_rendering_has_tables_and_svg_charts(app, monkeypatch):
     flow = app.flow._repr_mimebundle_()["text/html"]
     assert "From: <b>2026-03-31</b>" in flow
     assert "Company size" in app.controls._repr_mimebundle_()["text/html"]
+
+
+def test_a_view_that_cannot_be_computed_says_why_in_words():
+    folder = REPO_ROOT / "tests" / "fixtures" / "realistic"
+    data = load(folder, mapping=folder / "mapping.yaml", as_of="2025-12-31")
+    (why,) = data.report.warnings_for("velocity")  # no open deal of this export has an amount
+    assert why.endswith("open pipeline and velocity cannot be computed")
+    app = SalesCycleAcceleration(data, dimension="region", debounce=0)
+    note = app.what_if_note.value
+    assert "Velocity cannot be computed for this selection (" + why in note
+    assert "nan" not in note.lower() and "$0 to $0" not in note
+    assert why[1:] in str(app.velocity_chart.chart.to_dict())  # the chart says it too

@@ -7,6 +7,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO_ROOT
 
 from salesops_widgets import load
 from salesops_widgets.apps import SegmentationExplorer
@@ -154,3 +155,29 @@ def test_ranking_on_a_kpi_the_data_cannot_give_says_so():
     app = SegmentationExplorer(data, rank_kpi="portfolio_discount", debounce=0)
     assert "list_amount" in app.ranking.children[0].message
     assert not app.table.data.empty
+
+
+# --------------------------------------------------------------------------------------------------
+# A real-looking export where a view cannot be computed: it says why, beside the view
+
+
+def test_a_starved_view_says_why_beside_itself():
+    folder = REPO_ROOT / "tests" / "fixtures" / "realistic"
+    data = load(folder, mapping=folder / "mapping.yaml", as_of="2025-12-31")
+    raw = pd.read_csv(folder / "pipeline.csv", dtype=str, keep_default_na=False)
+    open_stages = {"Prospecting", "Qualification", "Proposal", "Negotiation"}
+    # the open deals used: every open row has an id and is not the repeated one (make_export.py)
+    n_open = int((raw["Stage"].isin(open_stages) & (raw["Opportunity ID"] != "")).sum())
+    why = f"all {n_open:,} open deals have no amount: open pipeline and velocity cannot be computed"
+    app = SegmentationExplorer(data, dimension="region", kpis=["win_rate", "velocity"], debounce=0)
+    cards = {c["label"]: c for c in app.cards.cards}
+    velocity = next(c for label, c in cards.items() if "velocity" in label.lower())
+    assert velocity["value"] is None and velocity["note"] == why  # the card says why
+    assert cards["Win rate"]["value"] is not None  # the rest of the page still shows
+    assert cards["Win rate"]["population"] == "won and lost deals"  # what it counts
+    chart = app._views["velocity"].chart.to_dict()  # the velocity chart: the sentence
+    assert why[1:] in str(chart)
+    assert why in app.quality.body_html()  # and the data-quality panel
+    # two views: open pipeline and velocity; and the weighted pipeline (no probability column)
+    assert "probability" not in raw.columns.str.lower()
+    assert app.quality.title().endswith("; 2 view(s) cannot be computed")

@@ -60,7 +60,7 @@ def test_tests_table_names_each_test_and_outcome(app):
     tests = app.tests.data
     assert set(tests["outcome"]) == {
         "Win rate",
-        "Discount (dollar-weighted)",
+        "Discount on won deals (dollar-weighted)",
         "Median days to win",
         "ASP (average won deal)",
     }
@@ -119,4 +119,4 @@ def test_an_outcome_the_data_cannot_give_says_so_and_the_rest_shows():
     views = dict(zip(app.outcomes, app.comparisons.children, strict=True))
     assert "list_amount" in views["discount"].children[0].message
     assert "Win rate" in str(views["win_rate"].chart.to_dict()["title"])
-    assert "Discount (dollar-weighted)" not in set(app.tests.data["outcome"])
+    assert "Discount on won deals (dollar-weighted)" not in set(app.tests.data["outcome"])

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "salesops_widgets"
 METRICS = PACKAGE / "metrics"
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 # module -> the only modules of the package it may import (leaves: none but the exceptions)
 LEAVES = {
     "_codes": set(),
@@ -122,3 +124,10 @@ def test_layers_import_downwards_only(layer):
         for level, module, _ in _imports(path):
             top = module.split(".")[0] if level == 2 else None
             assert top not in LAYERS[layer], f"{layer}/{path.name} imports ..{module}"
+
+
+def test_every_module_is_listed_in_docs_architecture():
+    listed = set(re.findall(r"`(salesops_widgets/[\w/]+\.py)`", ARCHITECTURE.read_text()))
+    modules = {p.relative_to(PACKAGE.parent).as_posix() for p in PACKAGE.rglob("*.py")}
+    assert not modules - listed, f"docs/architecture.md does not list {sorted(modules - listed)}"
+    assert not listed - modules, f"docs/architecture.md lists {sorted(listed - modules)}"

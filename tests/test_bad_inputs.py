@@ -10,13 +10,17 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import pandas as pd
 import pytest
 from _helpers import (
     BAD,
     as_date,
     assert_invariant,
+    assert_populations_add_up,
+    column_counts,
     excluded,
     flagged,
+    populations,
     rows_by_id,
     status_summary,
     to_pandas,
@@ -101,16 +105,77 @@ def test_header_only():
     assert (t.rows_read, t.rows_used, t.rows_excluded) == (0, 0, 0)
 
 
-def test_missing_required_column():
-    # the amount column is called "value" in this file
+def test_missing_amount_column_loads_with_a_note_and_warnings():
+    # the amount column is called "value" in this file, so there is no amount column. Amount is
+    # not required: both rows (N-1 won, N-2 lost) are kept without an amount, and the report
+    # says what cannot be computed without one.
+    for func in (load, validate):
+        result = func(BAD / "missing_column.csv")
+        report = result if func is validate else result.report
+        t = report.tables["opportunities"]
+        assert (t.rows_read, t.rows_used, t.excluded) == (2, 2, {})
+        note = " ".join(t.notes)
+        assert "no amount column" in note and "kept" in note
+        assert "bookings" in note and "velocity" in note  # what needs it
+        # the one won deal has no amount: bookings and ASP cannot be computed
+        assert report.warnings_for(["bookings", "asp"]) == [
+            "the only won deal has no amount: bookings and ASP cannot be computed"
+        ]
+        assert report.warnings_for("bookings")[0] in report.all_warnings
+        pops = populations(report)
+        assert pops["bookings and ASP"] == (0, {"not won": 1, "won without an amount": 1})
+        assert pops["win rate"] == (2, {})  # the win rate needs no amount
+        assert_populations_add_up(report)
+    counts, _ = status_summary(load(BAD / "missing_column.csv"))
+    assert counts == {"won": 1, "lost": 1}
+    rows = rows_by_id(load(BAD / "missing_column.csv").opportunities)
+    assert all(pd.isna(r["amount"]) for r in rows.values())  # empty, not 0
+
+
+def _without_column(tmp_path, drop: str, rename: str | None = None):
+    """missing_column.csv (amount as "value") with one more column dropped or renamed."""
+    frame = pd.read_csv(BAD / "missing_column.csv", dtype=str)
+    frame = frame.rename(columns={drop: rename}) if rename else frame.drop(columns=drop)
+    path = tmp_path / f"no_{drop}.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("drop", "rename"),
+    [("opportunity_id", "deal_id"), ("stage", None)],
+    ids=["no opportunity_id", "no stage and no is_closed"],
+)
+def test_missing_required_column(tmp_path, drop, rename):
+    # an opportunity_id column is still required, and so is a status: a stage column or
+    # is_closed/is_won. Without one, no row can be used: a SchemaError that names the column,
+    # the mapping key and the columns found.
+    path = _without_column(tmp_path, drop, rename)
     for func in (load, validate):
         with pytest.raises(SchemaError) as err:
-            func(BAD / "missing_column.csv")
+            func(path)
         message = str(err.value)
-        assert "missing_column.csv" in message
-        assert "amount" in message
-        assert "tables.opportunities.columns.amount" in message
+        assert path.name in message
+        assert drop in message
+        assert f"tables.opportunities.columns.{drop}" in message
         assert "value" in message  # the columns found are listed
+
+
+def test_missing_required_column_of_line_items(tmp_path):
+    # line_items still require quantity: a folder whose line items have none is a SchemaError
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    pd.read_csv(BAD / "missing_column.csv", dtype=str).rename(columns={"value": "amount"}).to_csv(
+        folder / "opportunities.csv", index=False
+    )
+    pd.DataFrame(
+        {"opportunity_id": ["N-1"], "product_id": ["P-1"], "list_price": ["10"], "price": ["9"]}
+    ).to_csv(folder / "line_items.csv", index=False)
+    with pytest.raises(SchemaError) as err:
+        validate(folder)
+    message = str(err.value)
+    assert "line_items" in message and "quantity" in message and "invoice_price" in message
+    assert "tables.line_items.columns.quantity" in message
 
 
 def test_wrong_delimiter_reads_as_one_column():
@@ -178,33 +243,65 @@ def test_latin1_file_is_read_with_a_warning():
 
 def test_text_amounts():
     report = validate(BAD / "text_amount.csv")
-    # T-4 "TBD" and T-5 "ten thousand" do not parse; T-6 is empty
-    assert excluded(report, "opportunities") == {"unparseable_number": 2, "missing_required": 1}
+    # T-4 "TBD" and T-5 "ten thousand" do not parse and T-6 is empty: amount is not required,
+    # so all 7 rows are kept; the two unparseable ones are flagged and left empty
+    assert excluded(report, "opportunities") == {}
+    assert flagged(report, "opportunities") == {"unparseable_number": 2}
     t = report.tables["opportunities"]
-    assert (t.rows_read, t.rows_used) == (7, 4)
-    examples = " ".join(t.examples["unparseable_number"])
-    assert "TBD" in examples or "T-4" in examples
+    assert (t.rows_read, t.rows_used) == (7, 7)
+    assert t.examples["flag:unparseable_number"] == ["TBD", "ten thousand"]
+    # per column, of the 7 rows read: amount empty once (T-6), unparseable twice (T-4, T-5)
+    assert column_counts(report) == {("opportunities", "amount"): (1, 2)}
+    pops = populations(report)
+    # open: T-3 (3000), T-4 and T-5 (no amount) -> the open pipeline counts T-3 only
+    assert pops["open pipeline and velocity"] == (
+        1,
+        {"closed": 4, "open without an amount": 2},
+    )
+    # won: T-1 and T-7, both with an amount; T-6 (lost, empty) is out of the value win rate
+    assert pops["bookings and ASP"] == (2, {"not won": 5})
+    assert pops["value win rate"] == (
+        3,
+        {"open": 3, "closed with no amount, or $0 (lost deals often are)": 1},
+    )
+    assert_populations_add_up(report)
     rows = rows_by_id(load(BAD / "text_amount.csv").opportunities)
-    assert {k: float(r["amount"]) for k, r in rows.items()} == {
+    amounts = {k: float(r["amount"]) for k, r in rows.items()}
+    assert {k: v for k, v in amounts.items() if not pd.isna(v)} == {
         "T-1": 1234.5,  # "$1,234.50"
         "T-2": 2000.0,  # "€2,000"
         "T-3": 3000.0,  # " 3000 "
         "T-7": 500.0,  # "£500"
     }
+    assert sorted(k for k, v in amounts.items() if pd.isna(v)) == ["T-4", "T-5", "T-6"]
 
 
 def test_mixed_dates_with_iso_only():
-    # the canonical mapping has no date_formats: only ISO parses.
-    # created_date (required): D-2 "03/15/2025", D-3 "15.03.2025", D-7 "2025-13-45" -> excluded
-    # close_date (optional): D-5 "04/30/2025", D-6 "30.04.2025" -> set empty, flagged
+    # the canonical mapping has no date_formats: only ISO parses. No date is required now:
+    # created_date: D-2 "03/15/2025", D-3 "15.03.2025", D-7 "2025-13-45" -> set empty, flagged
+    # close_date: D-5 "04/30/2025", D-6 "30.04.2025" -> set empty, flagged
+    # five distinct rows -> unparseable_date 5, and every row is kept
     report = validate(BAD / "mixed_dates.csv")
-    assert excluded(report, "opportunities") == {"unparseable_date": 3}
-    assert flagged(report, "opportunities") == {"unparseable_date": 2}
+    assert excluded(report, "opportunities") == {}
+    assert flagged(report, "opportunities") == {"unparseable_date": 5}
+    # per column, of the 7 rows read (D-7 has an empty close_date)
+    assert column_counts(report) == {
+        ("opportunities", "created_date"): (0, 3),
+        ("opportunities", "close_date"): (1, 2),
+    }
+    # time to close counts D-1, D-4 and D-6 (open, censored); D-2, D-3, D-7 have no created
+    # date; D-5 is won without a close date
+    assert populations(report)["time to close"] == (
+        3,
+        {"no created date": 3, "closed without a close date": 1},
+    )
     data = load(BAD / "mixed_dates.csv")
     rows = rows_by_id(data.opportunities)
-    assert set(rows) == {"D-1", "D-4", "D-5", "D-6"}
+    assert set(rows) == {f"D-{i}" for i in range(1, 8)}
     assert as_date(rows["D-4"]["created_date"]) == dt.date(2025, 2, 1)  # ISO timestamp
     assert as_date(rows["D-5"]["close_date"]) is None
+    assert as_date(rows["D-2"]["created_date"]) is None
+    assert as_date(rows["D-2"]["close_date"]) == dt.date(2025, 4, 1)  # its other date is kept
 
 
 def test_duplicate_ids():
@@ -223,14 +320,18 @@ def test_duplicate_ids():
 
 def test_formula_text():
     report = validate(BAD / "formula_text.csv")
-    # F-5's amount is a formula: not a number -> excluded
-    assert excluded(report, "opportunities") == {"unparseable_number": 1}
+    # F-5's amount is a formula: not a number -> kept without an amount, flagged
+    assert excluded(report, "opportunities") == {}
     # F-1 "=HYPERLINK(...)", F-2 "+cmd...", F-3 "@SUM(...)", F-4 "-2 seats downgrade" (any text
-    # starting with = + - @, the OWASP CSV-injection rule); F-6 "Plain name" is fine
-    assert flagged(report, "opportunities") == {"formula_text": 4}
+    # starting with = + - @, the OWASP CSV-injection rule); F-6 "Plain name" is fine. F-5's
+    # formula is in a number column: unparseable, not formula text
+    assert flagged(report, "opportunities") == {"unparseable_number": 1, "formula_text": 4}
+    examples = report.tables["opportunities"].examples["flag:unparseable_number"]
+    assert len(examples) == 1 and examples[0].startswith("=HYPERLINK(")
     rows = rows_by_id(load(BAD / "formula_text.csv").opportunities)
     # kept as text, not evaluated
     assert rows["F-1"]["opportunity_name"].startswith("=HYPERLINK(")
+    assert pd.isna(rows["F-5"]["amount"])
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,17 @@ def test_bookings_bridge_by_hand():
     assert r.method.startswith("Shapley") and r.note == ""
 
 
+def test_a_won_deal_without_an_amount_is_left_out_of_the_bridge_as_of_asp():
+    rows = _bookings_rows()
+    unpriced = deal("won", 0, "2025-05-15", lead_source="Web")
+    unpriced["amount"] = None  # won in period B, amount never entered
+    r = bookings_bridge(make([*rows, unpriced]), period_a=A, period_b=B).iloc[0]
+    # the same bridge as by hand above: the deal is in neither closed nor won nor ASP
+    assert (r.closed_b, r.won_b, r.asp_b, r.bookings_b) == (12, 3, 1200, 3600)
+    assert r.volume_effect + r.win_rate_effect + r.asp_effect == approx(1600, abs=1e-9)
+    assert r.note == "1 won deal(s) without an amount left out in period B"
+
+
 def _six_orders(x0, y0, z0, x1, y1, z1):
     """Mean effect of each factor over the 6 orders of substituting period 1 for period 0."""
     start, end = (x0, y0, z0), (x1, y1, z1)

@@ -44,20 +44,20 @@ def sf():
 
 def test_salesforce_opportunity_counts(sf):
     t = sf.report.tables["opportunities"]
-    # 16 rows: #12 EUR without CurrencyType.csv, #14 stage Negotiation/Review with empty
-    # IsClosed/IsWon, #15 no Amount, #16 CloseDate 2025-01-10 before CreatedDate 2025-05-19
-    assert (t.rows_read, t.rows_used, t.rows_excluded) == (16, 12, 4)
-    assert excluded(sf.report, "opportunities") == {
-        "missing_required": 1,
-        "unknown_stage": 1,
-        "currency_without_rate": 1,
-        "close_before_created": 1,
-    }
-    # #9 open with CloseDate 2025-04-15 < as_of 2025-06-06; #10 account Acc99; #11 owner Usr99
+    # 16 rows. Only #14 (stage Negotiation/Review, empty IsClosed/IsWon: no status) is excluded.
+    # Kept now, as every KPI that does not need the missing field can use them: #12 (EUR without
+    # CurrencyType.csv: kept without an amount), #15 (no Amount), #16 (CloseDate 2025-01-10
+    # before CreatedDate 2025-05-19: kept, left out of the time to close)
+    assert (t.rows_read, t.rows_used, t.rows_excluded) == (16, 15, 1)
+    assert excluded(sf.report, "opportunities") == {"unknown_stage": 1}
+    # #9 open with CloseDate 2025-04-15 < as_of 2025-06-06; #10 account Acc99; #11 owner Usr99;
+    # #12 and #16 are flags now (they were exclusions)
     assert flagged(sf.report, "opportunities") == {
         "open_close_date_past": 1,
         "unmatched_account": 1,
         "unmatched_owner": 1,
+        "currency_without_rate": 1,
+        "close_before_created": 1,
     }
     assert t.unmatched["unmatched_account"] == {"001Hs00000Acc99AAA": 1}
     assert t.unmatched["unmatched_owner"] == {"005Hs00000Usr99AAA": 1}
@@ -66,10 +66,14 @@ def test_salesforce_opportunity_counts(sf):
 
 def test_salesforce_statuses_and_amounts(sf):
     counts, amounts = status_summary(sf)
-    # won: #1 12000, #2 8000, #4 20000, #6 9500, #10 11000, #13 6000 (status from the stage map)
-    # lost: #3 15000, #5 5000; open: #7 30000, #8 18000, #9 7000, #11 4000
-    assert counts == {"won": 6, "lost": 2, "open": 4}
-    assert amounts == pytest.approx({"won": 66500.0, "lost": 20000.0, "open": 59000.0})
+    # won: #1 12000, #2 8000, #4 20000, #6 9500, #10 11000, #13 6000 (status from the stage map),
+    # and #12 (kept now, its 14000 EUR left empty: no rate) -> 7 deals, 66500
+    # lost: #3 15000, #5 5000, #16 3000 (kept now) and #15 (kept now, no Amount) -> 4, 23000
+    # open: #7 30000, #8 18000, #9 7000, #11 4000
+    assert counts == {"won": 7, "lost": 4, "open": 4}
+    assert amounts == pytest.approx({"won": 66500.0, "lost": 23000.0, "open": 59000.0})
+    rows = rows_by_id(sf.opportunities)
+    assert pd.isna(rows[SF_OPP(12)]["amount"]) and pd.isna(rows[SF_OPP(15)]["amount"])
     # latest close date of a closed deal (#13) is after every created date
     assert sf.as_of == dt.date(2025, 6, 6)
     assert sf.base_currency == "USD"
@@ -77,7 +81,8 @@ def test_salesforce_statuses_and_amounts(sf):
 
 def test_salesforce_field_parsing(sf):
     rows = rows_by_id(sf.opportunities)
-    assert set(rows) == {SF_OPP(n) for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13)}
+    # every row but #14 (no status); #12, #15 and #16 are kept now
+    assert set(rows) == {SF_OPP(n) for n in range(1, 17) if n != 14}
     seven = rows[SF_OPP(7)]
     assert seven["probability"] == pytest.approx(0.90)  # 0-100 in Salesforce
     assert seven["status"] == "open"
@@ -91,26 +96,36 @@ def test_salesforce_field_parsing(sf):
     three = rows[SF_OPP(3)]
     assert three["status"] == "lost" and bool(three["is_closed"]) and not bool(three["is_won"])
     assert pd.isna(rows[SF_OPP(11)]["probability"])
+    # #12 keeps its currency and loses its amount (no EUR rate); #16 keeps both of its dates
+    assert rows[SF_OPP(12)]["currency"] == "EUR" and pd.isna(rows[SF_OPP(12)]["amount"])
+    assert as_date(rows[SF_OPP(16)]["close_date"]) == dt.date(2025, 1, 10)
+    assert as_date(rows[SF_OPP(16)]["created_date"]) == dt.date(2025, 5, 19)
 
 
 def test_salesforce_weighted_pipeline_exclusion(sf):
     # #11 is the only open deal without a Probability
     assert metric_exclusion_rows(sf.report, "opportunities", "weighted") == 1
-    assert metric_exclusion_rows(sf.report, "opportunities", "cycle") == 0
+    # the cycle metrics are now "time to close" and "days to win": #16 (closed 2025-01-10,
+    # created 2025-05-19) is left out of the time to close; it is lost, so "days to win" leaves
+    # it out for its status (not a metric exclusion), and every won deal has both dates in order
+    assert metric_exclusion_rows(sf.report, "opportunities", "time to close") == 1
+    assert metric_exclusion_rows(sf.report, "opportunities", "days to win") == 0
 
 
 def test_salesforce_child_tables(sf):
     h = sf.report.tables["stage_history"]
-    # 13 rows: 2 of #12 and 1 of #15 (excluded deals), 1 of #77 (no such deal)
-    assert (h.rows_read, h.rows_used) == (13, 9)
-    assert excluded(sf.report, "stage_history") == {
-        "parent_excluded": 3,
+    # 13 rows: 1 of #77 (no such deal). The 2 of #12 and the 1 of #15 are used now: their
+    # deals are kept, so they are no longer parent_excluded
+    assert (h.rows_read, h.rows_used) == (13, 12)
+    assert excluded(sf.report, "stage_history") == {"unmatched_opportunity": 1}
+    li = sf.report.tables["line_items"]
+    # 8 rows: 1 of #88 (no such deal); #12's: its deal is kept without an amount (EUR, no
+    # CurrencyType.csv), so its line's EUR prices cannot be read in USD: excluded
+    assert (li.rows_read, li.rows_used) == (8, 6)
+    assert excluded(sf.report, "line_items") == {
+        "currency_without_rate": 1,
         "unmatched_opportunity": 1,
     }
-    li = sf.report.tables["line_items"]
-    # 8 rows: 1 of #12 (excluded), 1 of #88 (no such deal)
-    assert (li.rows_read, li.rows_used) == (8, 6)
-    assert excluded(sf.report, "line_items") == {"parent_excluded": 1, "unmatched_opportunity": 1}
     # UnitPrice 5000 > ListPrice 4500 on #4; Product2 Prd99 does not exist
     assert flagged(sf.report, "line_items") == {"net_above_list": 1, "unmatched_product": 1}
     assert li.unmatched["unmatched_product"] == {"01tHs00000Prd99AAA": 1}
@@ -150,14 +165,15 @@ def test_salesforce_extends_adds_stages(tmp_path):
         "    stages: {negotiation/review: open}\n"
     )
     data = load(SALESFORCE, mapping=mapping)
-    # #14 is now open; the preset's own columns, stages and other tables are kept
-    assert excluded(data.report, "opportunities") == {
-        "missing_required": 1,
-        "currency_without_rate": 1,
-        "close_before_created": 1,
-    }
+    # #14 is now open, so no row is excluded (#12, #15, #16 are kept anyway, see above); the
+    # preset's own columns, stages and other tables are kept
+    assert excluded(data.report, "opportunities") == {}
     counts, _ = status_summary(data)
-    assert counts == {"won": 6, "lost": 2, "open": 5}
+    # won 7, lost 4 as in test_salesforce_statuses_and_amounts; open 4 + #14 = 5
+    assert counts == {"won": 7, "lost": 4, "open": 5}
+    status = {k: r["status"] for k, r in rows_by_id(data.opportunities).items()}
+    # #13 has empty IsClosed/IsWon: it is won only through the preset's "closed won" stage
+    assert (status[SF_OPP(13)], status[SF_OPP(14)]) == ("won", "open")
     assert data.has("line_items") and data.has("stage_history")
 
 
@@ -173,7 +189,8 @@ def test_extends_overrides_one_column_and_keeps_the_others(tmp_path):
     }
     data = load(folder, mapping=mapping)
     counts, amounts = status_summary(data)
-    assert counts == {"won": 6, "lost": 2, "open": 4}
+    # as test_salesforce_statuses_and_amounts: #12, #15 and #16 are kept now (won 7, lost 4)
+    assert counts == {"won": 7, "lost": 4, "open": 4}
     assert amounts["won"] == pytest.approx(66500.0)
 
 
@@ -189,16 +206,17 @@ def test_hubspot_export(which):
     )
     data = load(source, mapping="hubspot")
     t = data.report.tables["opportunities"]
-    # 12 rows: ...809 has no Amount, ...811 is in stage "Verbal Commit" (not in the preset)
-    assert (t.rows_read, t.rows_used) == (12, 10)
-    assert excluded(data.report, "opportunities") == {"missing_required": 1, "unknown_stage": 1}
+    # 12 rows: ...811 is in stage "Verbal Commit" (not in the preset): excluded. ...809 has no
+    # Amount: kept now (an open deal without an amount)
+    assert (t.rows_read, t.rows_used) == (12, 11)
+    assert excluded(data.report, "opportunities") == {"unknown_stage": 1}
     # ...810 is open with close date 2025-04-20 < as_of 2025-05-02 (close of ...812)
     assert flagged(data.report, "opportunities") == {"open_close_date_past": 1}
     assert data.as_of == dt.date(2025, 5, 2)
     counts, amounts = status_summary(data)
     # won 5000 + 7500 + 12000 + 1250 ("closedwon", the internal stage id); lost 3000 + 4500;
-    # open 9000 + 6000 + 2000 + 3500
-    assert counts == {"won": 4, "lost": 2, "open": 4}
+    # open 9000 + 6000 + 2000 + 3500, and ...809 (kept now, no amount: adds nothing)
+    assert counts == {"won": 4, "lost": 2, "open": 5}
     assert amounts == pytest.approx({"won": 25750.0, "lost": 7500.0, "open": 20500.0})
     rows = rows_by_id(data.opportunities)
     first = rows["18234567801"]
@@ -209,6 +227,7 @@ def test_hubspot_export(which):
     assert as_date(first["created_date"]) == dt.date(2025, 1, 6)
     assert as_date(first["close_date"]) == dt.date(2025, 2, 14)
     assert pd.isna(rows["18234567808"]["close_date"])
+    assert pd.isna(rows["18234567809"]["amount"])
     assert set(data.tables) == {"opportunities"}
     assert_invariant(data.report)
 
@@ -229,8 +248,11 @@ def test_custom_counts(custom):
     assert (t.rows_read, t.rows_used, t.rows_excluded) == (9, 8, 1)
     assert excluded(custom.report, "opportunities") == {"unknown_stage": 1}
     assert flagged(custom.report, "opportunities") == {"net_above_list": 1}
-    # AC-007's package "Custom Build" is not in the price list: no list_amount
-    assert metric_exclusion_rows(custom.report, "opportunities", "discount") == 1
+    # AC-007's package "Custom Build" is not in the price list: no list_amount. Two KPIs need a
+    # list price now, and AC-007 (won) is left out of each once: the portfolio discount (won
+    # deals) and the win rate by discount band (won and lost deals)
+    assert metric_exclusion_rows(custom.report, "opportunities", "portfolio discount") == 1
+    assert metric_exclusion_rows(custom.report, "opportunities", "discount band") == 1
     assert custom.as_of == dt.date(2025, 5, 20)  # close date of AC-009 (lost)
     assert custom.base_currency == "EUR"
     assert_invariant(custom.report)
@@ -312,13 +334,13 @@ def _write(folder, name, text):
     (folder / name).write_text(text, encoding="utf-8")
 
 
-def test_lookup_keys_are_trimmed_and_exact(tmp_path):
+def test_lookup_keys_are_trimmed_and_case_folded(tmp_path):
     _write(
         tmp_path,
         "deals.csv",
         "id,created,value,result,plan\n"
         "1,2025-01-01,90,won, Gold \n"  # trimmed -> Gold
-        "2,2025-01-02,80,won,gold\n"  # exact: case differs, no match
+        "2,2025-01-02,80,won,gold\n"  # case-folded now -> Gold (it was no match)
         "3,2025-01-03,70,won,Silver\n"
         "4,2025-01-04,60,won,Bronze\n",  # not in the price list
     )
@@ -344,19 +366,231 @@ def test_lookup_keys_are_trimmed_and_exact(tmp_path):
     rows = rows_by_id(load(tmp_path, mapping=mapping).opportunities)
     assert len(rows) == 4
     assert float(rows["1"]["list_amount"]) == 100.0
-    assert pd.isna(rows["2"]["list_amount"])
+    assert float(rows["2"]["list_amount"]) == 100.0
     assert float(rows["3"]["list_amount"]) == 75.0
     assert pd.isna(rows["4"]["list_amount"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Lookup keys are cleaned before the join (docs/mappings.md, "Lookups")
+# ------------------------------------------------------------------------------------------------
+
+_DEALS_COLUMNS = {
+    "opportunity_id": "id",
+    "created_date": "created",
+    "amount": "value",
+    "stage": "result",
+}
+
+
+def _lookup_mapping(lookup: dict, **opportunities) -> dict:
+    """A mapping of deals.csv (id, created, value, result, ...) with one lookup of prices.csv."""
+    table = {
+        "source": "deals",
+        "columns": dict(_DEALS_COLUMNS),
+        "stages": {"won": "won", "lost": "lost"},
+        "lookups": [{"column": "list_amount", "source": "prices", "value": "price", **lookup}],
+    }
+    for key, value in opportunities.items():
+        table[key] = {**table.get(key, {}), **value}
+    return {"name": "t", "tables": {"opportunities": table}}
+
+
+def test_lookup_key_is_cleaned_by_the_values_map_of_its_column(tmp_path):
+    _write(
+        tmp_path,
+        "deals.csv",
+        "id,created,value,result,plan\n"
+        "1,2025-01-01,90,won,GoldPlan\n"  # values map: GoldPlan -> Gold, then found
+        "2,2025-01-02,70,won,Silver\n",  # as is
+    )
+    _write(tmp_path, "prices.csv", "plan,price\nGold,100\nSilver,75\n")
+    # `plan` is read as product_id, so product_id's values map cleans the lookup key too
+    mapping = _lookup_mapping(
+        {"key": "plan"},
+        columns={"product_id": "plan"},
+        values={"product_id": {"GoldPlan": "Gold"}},
+    )
+    rows = rows_by_id(load(tmp_path, mapping=mapping).opportunities)
+    assert float(rows["1"]["list_amount"]) == 100.0
+    assert float(rows["2"]["list_amount"]) == 75.0
+    assert rows["1"]["product_id"] == "Gold"  # the values map applies to the column as well
+    # without the values map, GoldPlan finds no price
+    plain = _lookup_mapping({"key": "plan"}, columns={"product_id": "plan"})
+    assert pd.isna(rows_by_id(load(tmp_path, mapping=plain).opportunities)["1"]["list_amount"])
+
+
+@pytest.mark.parametrize(
+    ("key_values", "values"),
+    [
+        (None, {}),  # no cleaning map: Au and Ag are not in the price list
+        ({"Au": "Gold", "Ag": "Silver"}, {}),  # the lookup's own map
+        ("product_id", {"product_id": {"Au": "Gold", "Ag": "Silver"}}),  # a column's values map
+    ],
+    ids=["none", "dict", "canonical-column"],
+)
+def test_lookup_key_values_as_a_map_or_a_canonical_column(tmp_path, key_values, values):
+    # `tier` is read as no canonical column: only key_values can clean it
+    _write(
+        tmp_path,
+        "deals.csv",
+        "id,created,value,result,tier\n"
+        "1,2025-01-01,90,won,Au\n"
+        "2,2025-01-02,70,won,  ag \n"  # trimmed and case-folded, then cleaned: Silver
+        "3,2025-01-03,60,won,Gold\n",  # already a price list key
+    )
+    _write(tmp_path, "prices.csv", "tier,price\nGold,100\nSilver,75\n")
+    lookup = {"key": "tier"} | ({"key_values": key_values} if key_values else {})
+    data = load(tmp_path, mapping=_lookup_mapping(lookup, values=values))
+    prices = {k: r["list_amount"] for k, r in rows_by_id(data.opportunities).items()}
+    assert float(prices["3"]) == 100.0
+    if key_values is None:
+        assert pd.isna(prices["1"]) and pd.isna(prices["2"])
+    else:
+        assert (float(prices["1"]), float(prices["2"])) == (100.0, 75.0)
+
+
+def test_lookup_keys_are_trimmed_and_case_folded_on_both_sides(tmp_path):
+    _write(
+        tmp_path,
+        "deals.csv",
+        "id,created,value,result,plan\n"
+        "1,2025-01-01,90,won,gold plus\n"
+        "2,2025-01-02,80,won,  GOLD   PLUS \n"  # inner runs of spaces count as one
+        "3,2025-01-03,70,won,Silver\n",
+    )
+    # the price list's keys are untidy too: trailing spaces, capitals, a double space
+    _write(tmp_path, "prices.csv", "plan,price\n Gold  Plus ,120\nSILVER ,75\n")
+    rows = rows_by_id(load(tmp_path, mapping=_lookup_mapping({"key": "plan"})).opportunities)
+    assert {k: float(r["list_amount"]) for k, r in rows.items()} == {
+        "1": 120.0,
+        "2": 120.0,
+        "3": 75.0,
+    }
+
+
+@pytest.mark.parametrize("bad", ["no_such_column", ["Au", "Gold"], 5])
+def test_a_bad_key_values_is_a_mapping_error_naming_the_key(tmp_path, bad):
+    mapping = _lookup_mapping({"key": "plan", "key_values": bad})
+    with pytest.raises(MappingError) as err:
+        load(tmp_path, mapping=mapping)
+    assert "tables.opportunities.lookups[0].key_values" in str(err.value)
+
+
+def test_unmatched_lookup_keys_are_listed_with_counts_and_the_closest_known_key(tmp_path):
+    _write(
+        tmp_path,
+        "deals.csv",
+        "id,created,value,result,plan\n"
+        "1,2025-01-01,90,won,GTXPro\n"
+        "2,2025-01-02,90,won,GTXPro\n"
+        "3,2025-01-03,90,On Hold,GTXPro\n"  # no stage map knows On Hold: excluded
+        "4,2025-01-04,90,won,Silvr\n"
+        "5,2025-01-05,90,lost,Bronze\n"
+        "6,2025-01-06,90,won,Gold\n"
+        "7,2025-01-07,90,lost,\n",  # no key at all
+    )
+    _write(tmp_path, "prices.csv", "plan,price\nGTX Pro,250\nGold,100\nSilver,75\n")
+    report = validate(tmp_path, mapping=_lookup_mapping({"key": "plan"}))
+    t = report.tables["opportunities"]
+    assert (t.rows_read, t.rows_used) == (7, 6)
+    (lk,) = t.lookups
+    # rows read: #1-#5 find no price (GTXPro 3, Silvr 1, Bronze 1); #7 has no key;
+    # rows used: the same minus #3 (excluded for its stage)
+    assert (lk.rows_read, lk.missed_read, lk.blank_keys) == (7, 5, 1)
+    assert (lk.rows_used, lk.missed_used) == (6, 4)
+    # most rows first, then by name
+    assert list(lk.unmatched.items()) == [("GTXPro", 3), ("Bronze", 1), ("Silvr", 1)]
+    # GTXPro has the letters of "GTX Pro"; Silvr is one letter from Silver; Bronze is close to
+    # no known key
+    assert lk.suggestions == {"GTXPro": ["GTX Pro"], "Silvr": ["Silver"]}
+    note = " ".join(lk.note().split())
+    assert "5 of the 7 rows read found no match for their plan" in note
+    assert "4 of the 6 rows used" in note
+    assert "'GTXPro' (3 rows: did you mean 'GTX Pro'?)" in note
+    assert "'Silvr' (1 row: did you mean 'Silver'?)" in note
+    assert lk.note() in t.notes
+
+
+# ------------------------------------------------------------------------------------------------
+# `extends`: mappings merge, lists are replaced (docs/mappings.md, "How `extends` combines")
+# ------------------------------------------------------------------------------------------------
+
+
+def test_extends_merges_stages_and_values_and_replaces_lookups(tmp_path):
+    import yaml
+
+    data_dir = tmp_path / "data"
+    _write(
+        data_dir,
+        "deals.csv",
+        "id,created,value,result,plan,kind\n"
+        "1,2025-01-01,90,w,Gold,NB\n"
+        "2,2025-01-02,80,l,Gold,RN\n"
+        "3,2025-01-03,70,o,Gold,NB\n",
+    )
+    _write(data_dir, "prices_b.csv", "plan,price\nGold,200\n")
+    base = {
+        "name": "base",
+        "tables": {
+            "opportunities": {
+                "source": "deals",
+                "columns": {**_DEALS_COLUMNS, "deal_type": "kind"},
+                "stages": {"w": "won", "l": "lost"},
+                "values": {"deal_type": {"NB": "New Business"}},
+                "lookups": [
+                    {"column": "list_amount", "source": "prices_a", "key": "plan", "value": "price"}
+                ],
+            }
+        },
+    }
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    child = {
+        "name": "child",
+        "extends": str(tmp_path / "base.yaml"),
+        "tables": {
+            "opportunities": {
+                "stages": {"o": "open"},
+                "values": {"deal_type": {"RN": "Renewal"}},
+                "lookups": [
+                    {"column": "list_amount", "source": "prices_b", "key": "plan", "value": "price"}
+                ],
+            }
+        },
+    }
+    (tmp_path / "child.yaml").write_text(yaml.safe_dump(child))
+    # the folder has no prices_a: had the base's lookup been kept next to the child's, loading
+    # would fail with a missing lookup source
+    data = load(data_dir, mapping=tmp_path / "child.yaml")
+    rows = rows_by_id(data.opportunities)
+    # stages: the base's w and l are kept, the child's o is added
+    assert {k: r["status"] for k, r in rows.items()} == {"1": "won", "2": "lost", "3": "open"}
+    # values maps merge the same way, key by key
+    assert {k: r["deal_type"] for k, r in rows.items()} == {
+        "1": "New Business",
+        "2": "Renewal",
+        "3": "New Business",
+    }
+    # lookups are a list: the child's replaces the base's
+    assert {k: float(r["list_amount"]) for k, r in rows.items()} == dict.fromkeys("123", 200.0)
+    (lk,) = data.report.tables["opportunities"].lookups
+    assert lk.source.endswith("prices_b.csv")
+    # the base on its own still needs its own lookup source, prices_a
+    with pytest.raises(SalesOpsError, match="prices_a"):
+        load(data_dir, mapping=tmp_path / "base.yaml")
 
 
 def test_date_formats_from_mapping_rescue_mixed_dates():
     mapping = {"name": "dates", "extends": "canonical", "date_formats": ["%m/%d/%Y", "%d.%m.%Y"]}
     report = validate(BAD / "mixed_dates.csv", mapping=mapping)
-    # only D-7 (2025-13-45) fails every format
-    assert excluded(report, "opportunities") == {"unparseable_date": 1}
-    assert flagged(report, "opportunities") == {}
+    # only D-7 (2025-13-45) fails every format; created_date is not required any more, so D-7
+    # is kept (flagged, without a created date) instead of excluded
+    assert excluded(report, "opportunities") == {}
+    assert flagged(report, "opportunities") == {"unparseable_date": 1}
+    assert report.tables["opportunities"].columns["created_date"].unparseable == 1
     data = load(BAD / "mixed_dates.csv", mapping=mapping)
     rows = rows_by_id(data.opportunities)
+    assert pd.isna(rows["D-7"]["created_date"])
     assert as_date(rows["D-2"]["created_date"]) == dt.date(2025, 3, 15)
     assert as_date(rows["D-3"]["created_date"]) == dt.date(2025, 3, 15)
     assert as_date(rows["D-5"]["close_date"]) == dt.date(2025, 4, 30)
@@ -504,23 +738,20 @@ def test_salesforce_currency_type_converts_other_currencies(tmp_path):
         '"01LHs0000000002AAA","EUR","0.8","false","true"\n'
     )
     data = load(folder, mapping="salesforce")
-    # #12 (14000 EUR) is now converted: 14000 / 0.8 = 17500 USD, and flagged
-    assert excluded(data.report, "opportunities") == {
-        "missing_required": 1,
-        "unknown_stage": 1,
-        "close_before_created": 1,
-    }
-    assert flagged(data.report, "opportunities")["mixed_currencies"] == 1
+    # #12 (14000 EUR) is now converted: 14000 / 0.8 = 17500 USD, and flagged mixed_currencies
+    # instead of currency_without_rate; #14 (no status) is still the only exclusion
+    assert excluded(data.report, "opportunities") == {"unknown_stage": 1}
+    flags = flagged(data.report, "opportunities")
+    assert flags["mixed_currencies"] == 1 and "currency_without_rate" not in flags
     assert data.base_currency == "USD"
     assert float(rows_by_id(data.opportunities)[SF_OPP(12)]["amount"]) == pytest.approx(17500.0)
     counts, amounts = status_summary(data)
-    assert counts == {"won": 7, "lost": 2, "open": 4}
+    # as test_salesforce_statuses_and_amounts, with #12's amount converted
+    assert counts == {"won": 7, "lost": 4, "open": 4}
     assert amounts["won"] == pytest.approx(66500.0 + 17500.0)
-    # #12's history and line item are no longer parent_excluded; #15's history still is
-    assert excluded(data.report, "stage_history") == {
-        "parent_excluded": 1,
-        "unmatched_opportunity": 1,
-    }
+    # no history or line item is parent_excluded (#12 and #15 are kept either way); the rows
+    # of #77 and #88 (no such deal) are still excluded
+    assert excluded(data.report, "stage_history") == {"unmatched_opportunity": 1}
     assert excluded(data.report, "line_items") == {"unmatched_opportunity": 1}
     assert data.report.tables["currency_rates"].rows_used == 2
 

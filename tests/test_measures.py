@@ -96,9 +96,14 @@ def test_aggregates_by_hand(seven):
     assert row["lost_amount"] == 200 + 50  # 250
     assert row["open_pipeline"] == 400 + 1000  # 1400
     assert row["weighted_pipeline"] == approx(400 * 0.5 + 1000 * 0.8)  # 1000
-    # list price > 0: a, b, g, c, d (not e: none, not f: 0)
+    # priced (list price and amount above 0): a, b, g, c, d (not e: no list, not f: list 0)
     assert row["net_priced"] == 100 + 300 + 200 + 200 + 400  # 1200
     assert row["list_priced"] == 125 + 300 + 200 + 250 + 500  # 1375
+    # every won and open deal here has an amount
+    assert (row["won_with_amount"], row["open_with_amount"]) == (3, 2)
+    # realized: the won priced deals a, b, g
+    assert row["net_realized"] == 100 + 300 + 200  # 600
+    assert row["list_realized"] == 125 + 300 + 200  # 625
 
 
 def test_aggregates_pick_in_order_and_skip_what_the_data_lacks(seven):
@@ -139,7 +144,8 @@ def test_grouped_by_codes_comes_back_as_labels(seven_data):
 _SEVEN = {
     "opportunities": 7, "open": 2, "won": 3, "lost": 2, "closed": 5, "bookings": 600.0,
     "lost_amount": 250.0, "open_pipeline": 1400.0, "weighted_pipeline": 1000.0,
-    "net_priced": 1200.0, "list_priced": 1375.0,
+    "net_priced": 1200.0, "list_priced": 1375.0, "won_with_amount": 3, "open_with_amount": 2,
+    "net_realized": 600.0, "list_realized": 625.0,
 }  # fmt: skip
 
 
@@ -234,7 +240,8 @@ def test_win_rate_columns_match_statsmodels():
 
 _DEAL = st.tuples(
     st.sampled_from(["won", "lost", "open"]),
-    st.floats(0, 1e6, allow_nan=False),
+    # no amount (open deals often have none), $0 (lost deals often carry it), or an amount
+    st.one_of(st.none(), st.just(0.0), st.floats(0, 1e6, allow_nan=False)),
     st.one_of(st.just(0.0), st.floats(0, 2e6, allow_nan=False)),
 )
 
@@ -250,27 +257,36 @@ def test_aggregates_and_ratios_match_pandas(rows):
     won, lost = int((df.status == "won").sum()), int((df.status == "lost").sum())
     assert (row["opportunities"], row["won"], row["lost"]) == (len(df), won, lost)
     assert row["open"] == (df.status == "open").sum() and row["closed"] == won + lost
-    priced = df[df.list_amount > 0]
+    priced = df[(df.list_amount > 0) & (df.amount > 0)]  # a list price and an amount above 0
+    realized = priced[priced.status == "won"]
+    won_amounts = df.amount[(df.status == "won") & df.amount.notna()]
     sums = {
-        "bookings": df.amount[df.status == "won"].sum(),
+        "bookings": won_amounts.sum(),
         "net_priced": priced.amount.sum(),
         "list_priced": priced.list_amount.sum(),
+        "net_realized": realized.amount.sum(),
+        "list_realized": realized.list_amount.sum(),
     }
     for name, expected in sums.items():
         assert (0.0 if pd.isna(row[name]) else row[name]) == approx(expected)
+    assert row["won_with_amount"] == len(won_amounts)
+    assert row["open_with_amount"] == ((df.status == "open") & df.amount.notna()).sum()
     rate = win_rate([row["won"]], [row["lost"]])[0]
     assert (math.isnan(rate) and won + lost == 0) or rate == approx(won / (won + lost))
-    price = asp([sums["bookings"]], [won])[0]
-    assert (math.isnan(price) and won == 0) or price == approx(sums["bookings"] / won)
-    disc = portfolio_discount([sums["net_priced"]], [sums["list_priced"]])[0]
-    if sums["list_priced"] > 0:
-        assert disc == approx(1 - priced.amount.sum() / priced.list_amount.sum())
+    price = asp([sums["bookings"]], [row["won_with_amount"]])[0]
+    # the mean of the won deals that have an amount: one without is not a $0 sale
+    assert (math.isnan(price) and won_amounts.empty) or price == approx(won_amounts.mean())
+    disc = portfolio_discount([sums["net_realized"]], [sums["list_realized"]])[0]
+    if sums["list_realized"] > 0:
+        assert disc == approx(1 - realized.amount.sum() / realized.list_amount.sum())
     else:
         assert math.isnan(disc)
     combined = combine(outcome_sums(t, []), []).iloc[0]
     assert (combined["opportunities"], combined["won"], combined["lost"]) == (len(df), won, lost)
     for name, expected in sums.items():
         assert (0.0 if pd.isna(combined[name]) else combined[name]) == approx(expected)
+    assert combined["won_with_amount"] == row["won_with_amount"]
+    assert combined["open_with_amount"] == row["open_with_amount"]
 
 
 # ------------------------------------------------------------------------------------------

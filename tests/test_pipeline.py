@@ -21,8 +21,8 @@ from salesops_widgets.errors import MissingDataError, ParameterError
 from salesops_widgets.metrics._pipeline import coverage_window, pipeline_kpis
 
 COLUMNS = [
-    "opportunities", "open", "won", "lost", "closed", "win_rate", "win_rate_low",
-    "win_rate_high", "value_win_rate", "bookings", "asp", "open_pipeline",
+    "opportunities", "open", "open_with_amount", "won", "lost", "closed", "win_rate",
+    "win_rate_low", "win_rate_high", "value_win_rate", "bookings", "asp", "open_pipeline",
     "weighted_pipeline", "small_n",
 ]  # fmt: skip
 COVERAGE = ["quota", "quota_remaining", "coverage"]
@@ -113,6 +113,33 @@ def test_overall_kpis_by_hand(tiny_quotas):
     assert r.open_pipeline == pytest.approx(1900)  # 400 + 1000 + 500
     assert r.weighted_pipeline == pytest.approx(1000)  # 400*0.5 + 1000*0.8; o7 has no prob
     assert bool(r.small_n)  # 6 closed < 30
+
+
+def test_deals_without_an_amount_count_where_no_amount_is_needed():
+    frames = _frames()
+    opps = frames["opportunities"]
+    opps.loc[opps.opportunity_id.isin(["o2", "o7"]), "amount"] = np.nan  # won o2, open o7
+    r = pipeline_kpis(load(frames, as_of=AS_OF)).iloc[0]
+    assert (r.won, r.lost, r.open) == (4, 2, 3)  # every deal still counts by its status
+    assert r.win_rate == pytest.approx(4 / 6)
+    assert r.bookings == pytest.approx(100 + 700 + 900)  # 1700: o2 adds nothing
+    assert r.asp == pytest.approx(1700 / 3)  # the 3 won deals with an amount, not 1700 / 4
+    assert r.open_with_amount == 2  # o4, o6
+    assert r.open_pipeline == pytest.approx(400 + 1000)
+    assert r.value_win_rate == pytest.approx(1700 / (1700 + 200 + 50))
+    # no open deal with an amount: the open pipeline cannot be computed (not $0)
+    opps.loc[opps.opportunity_id.isin(["o4", "o6"]), "amount"] = np.nan
+    r = pipeline_kpis(load(frames, as_of=AS_OF)).iloc[0]
+    assert r.open == 3 and r.open_with_amount == 0 and np.isnan(r.open_pipeline)
+
+
+def test_lost_deals_all_at_zero_leave_the_value_win_rate_undefined():
+    frames = _frames()
+    opps = frames["opportunities"]
+    opps.loc[opps.opportunity_id.isin(["o3", "o5"]), "amount"] = 0.0  # the two lost deals
+    r = pipeline_kpis(load(frames, as_of=AS_OF)).iloc[0]
+    assert np.isnan(r.value_win_rate)  # 2000 / (2000 + 0) would read 100%
+    assert r.win_rate == pytest.approx(4 / 6)
 
 
 def test_win_rate_interval_is_wilson(tiny_quotas):

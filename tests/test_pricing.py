@@ -99,7 +99,7 @@ def _by(frame: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def test_deal_discounts_by_hand(tiny_book):
-    out = deal_discounts(tiny_book)
+    out = deal_discounts(tiny_book, status="all")  # the discount quoted on every priced deal
     assert list(out.columns) == [
         "deals_with_list", "list_amount", "net_amount", "portfolio_discount",
         "price_realization", "mean_deal_discount", "median_deal_discount", "discount_p25",
@@ -119,14 +119,29 @@ def test_deal_discounts_by_hand(tiny_book):
 
 
 def test_deal_discounts_by_owner_and_status(tiny_book):
-    out = _by(deal_discounts(tiny_book, by=["owner_id"]), "owner_id")
+    out = _by(deal_discounts(tiny_book, by=["owner_id"], status="all"), "owner_id")
     assert out.loc["R1", "portfolio_discount"] == pytest.approx(410 / 1100)  # 1 - 690/1100
     assert out.loc["R2", "portfolio_discount"] == pytest.approx(10 / 600)  # 1 - 590/600
-    won = deal_discounts(tiny_book, status="won").iloc[0]  # p1, p2 (p5 has no list)
+    won = deal_discounts(tiny_book).iloc[0]  # by default the won deals: p1, p2 (p5: no list)
     assert won.deals_with_list == 2
     assert won.portfolio_discount == pytest.approx(410 / 1100)
+    # R2 won only p5, which has no list price: no discount was realized, so no row
+    assert _by(deal_discounts(tiny_book, by=["owner_id"]), "owner_id").index.tolist() == ["R1"]
     with pytest.raises(ParameterError, match="status"):
         deal_discounts(tiny_book, status="booked")
+
+
+def test_a_lost_deal_at_zero_is_never_discounted():
+    frames = _frames()
+    opps = frames["opportunities"]
+    opps.loc[opps.opportunity_id == "p3", "amount"] = 0.0  # lost at $0 (CRM convention)
+    data = load(frames)
+    r = deal_discounts(data, status="all").iloc[0]
+    # p1, p2, p4 only: 1 - (90 + 600 + 400) / (100 + 1000 + 400); p3 was never discounted
+    assert r.deals_with_list == 3
+    assert r.portfolio_discount == pytest.approx(1 - 1090 / 1500)
+    lost = deal_discounts(data, status="lost")
+    assert lost.deals_with_list.iloc[0] == 0 and math.isnan(lost.portfolio_discount.iloc[0])
 
 
 def test_deal_discounts_zero_list_and_nothing_selected(tiny_book):
@@ -339,8 +354,8 @@ def test_leakage_nothing_selected(tiny_book):
 #  d4   Proposal       99 / 100     0.01    0
 #  d5   Closed Won     80 / 100     0.20    1                            30
 #  d6   Closed Lost    90 / 100     0.10    1 (exactly on the edge)
-#  d7   Closed Won      0 / 100     1.00    2 (the last band includes 1) 40
-#  d8   Closed Lost    60 / 100     0.40    2
+#  d7   Closed Won      0 / 100       -     out (no amount above 0: not a priced deal)
+#  d8   Closed Lost    60 / 100     0.40    2 (the last band includes its upper edge)
 #  d9   Closed Lost   110 / 100    -0.10    out (net above list)
 #  d10  Closed Won     50 /   0       -     out (no list)
 # owners: X for d1-d4, Y for d5-d10.
@@ -375,13 +390,15 @@ def banded():
 def test_discount_bands_by_hand(banded):
     out = discount_bands(banded, bands=BANDS)
     assert out.band.tolist() == ["0-10%", "10-30%", "30-100%"]
-    assert out.opportunities.tolist() == [4, 2, 2]  # d9, d10 left out
-    assert out.won.tolist() == [2, 1, 1]
+    assert out.opportunities.tolist() == [4, 2, 1]  # d7, d9, d10 left out
+    assert out.won.tolist() == [2, 1, 0]
     assert out.lost.tolist() == [1, 1, 1]
-    assert out.win_rate.tolist() == pytest.approx([2 / 3, 1 / 2, 1 / 2])  # open d4 not counted
-    assert out.median_cycle_days_won.tolist() == pytest.approx([15, 30, 40])  # (10+20)/2
-    # 1 - (95+100+92+99)/400; 1 - (80+90)/200; 1 - (0+60)/200
-    assert out.portfolio_discount.tolist() == pytest.approx([14 / 400, 30 / 200, 140 / 200])
+    assert out.win_rate.tolist() == pytest.approx([2 / 3, 1 / 2, 0])  # open d4 not counted
+    assert out.median_cycle_days_won.tolist()[:2] == pytest.approx([15, 30])  # (10+20)/2
+    assert np.isnan(out.median_cycle_days_won.iloc[2])  # no won deal in 30-100%
+    # on the won deals of each band (the price realized): 1 - (95+100)/200; 1 - 80/100; none
+    assert out.portfolio_discount.tolist()[:2] == pytest.approx([5 / 200, 20 / 100])
+    assert np.isnan(out.portfolio_discount.iloc[2])
     low, high = proportion_confint(out.won, out.closed, method="wilson")
     assert np.allclose(out.win_rate_low, low) and np.allclose(out.win_rate_high, high)
     assert out.small_n.all()
@@ -413,12 +430,12 @@ def test_discount_bands_is_one_engine_query(banded, monkeypatch):
     kw = {"by": ["owner_id"], "bands": BANDS, "filters": {"owner_id": ["X", "Y"]}}
     out = discount_bands(banded, **kw)
     assert len(queries) == 1  # counts, sums and the won median from one grouped query
-    assert out.opportunities.tolist() == [4, 0, 0, 0, 2, 2]  # X: d1-d4; Y: d5, d6 | d7, d8
+    assert out.opportunities.tolist() == [4, 0, 0, 0, 2, 1]  # X: d1-d4; Y: d5, d6 | d8
     # a refresh with the same arguments runs the kept SQL again: the same table
     pd.testing.assert_frame_equal(discount_bands(banded, **kw), out)
-    # other bands are another query: one band [0, 1] holds X's 4 deals and Y's 4
+    # other bands are another query: one band [0, 1] holds X's 4 deals and Y's 3 (d5, d6, d8)
     one = discount_bands(banded, by=["owner_id"], bands=(0, 1), filters=kw["filters"])
-    assert one.opportunities.tolist() == [4, 4] and len(queries) == 3
+    assert one.opportunities.tolist() == [4, 3] and len(queries) == 3
 
 
 def test_discount_bands_degenerate(banded):
@@ -479,12 +496,14 @@ def test_pricing_properties(lines):
     data = load(_random_book(lines))
     opps = data.opportunities.to_pandas()
     li = data.line_items.to_pandas()
-    # portfolio discount = 1 - Σnet/Σlist (opportunities with list > 0)
-    with_list = opps[opps.list_amount > 0]
+    # portfolio discount = 1 - Σnet/Σlist (won deals with a list price and an amount above 0)
+    priced = opps[(opps.list_amount > 0) & (opps.amount > 0)]
     r = deal_discounts(data).iloc[0]
-    assert r.portfolio_discount == pytest.approx(
-        1 - with_list.amount.sum() / with_list.list_amount.sum()
-    )
+    if priced.empty:
+        assert np.isnan(r.portfolio_discount)
+    else:
+        expected = 1 - priced.amount.sum() / priced.list_amount.sum()
+        assert r.portfolio_discount == pytest.approx(expected)
     # waterfall: the deductions add up to list - pocket
     wf = price_waterfall(data).set_index("element").amount
     pocket = li.invoice_price - li.rebate - li.freight - li.payment_terms_cost
@@ -504,10 +523,17 @@ def test_pricing_properties(lines):
 
 def test_portfolio_discount_on_the_sample(sample):
     opps = sample.opportunities.to_pandas()
-    r = deal_discounts(sample).iloc[0]
-    assert r.portfolio_discount == pytest.approx(1 - opps.amount.sum() / opps.list_amount.sum())
-    assert r.portfolio_discount == pytest.approx(0.108, abs=0.0005)  # README: 10.8%
-    assert r.mean_deal_discount == pytest.approx((1 - opps.amount / opps.list_amount).mean())
+    assert ((opps.list_amount > 0) & (opps.amount > 0)).all()  # every deal is priced here
+    quoted = deal_discounts(sample, status="all").iloc[0]
+    assert quoted.portfolio_discount == pytest.approx(
+        1 - opps.amount.sum() / opps.list_amount.sum()
+    )
+    assert quoted.portfolio_discount == pytest.approx(0.108, abs=0.0005)  # README: 10.8%
+    won = opps[opps.is_won]
+    r = deal_discounts(sample).iloc[0]  # the price realized, on won deals
+    assert r.portfolio_discount == pytest.approx(1 - won.amount.sum() / won.list_amount.sum())
+    assert r.portfolio_discount == pytest.approx(0.114, abs=0.0005)  # README: 11.4%
+    assert r.mean_deal_discount == pytest.approx((1 - won.amount / won.list_amount).mean())
 
 
 def test_habitual_discounters_lead_discounts_and_leakage(sample):

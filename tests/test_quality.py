@@ -1,6 +1,11 @@
 """Data-quality rules: each exclusion and flag rule of _schema triggered by a tiny hand-made frame,
-first-rule attribution, metric exclusions, the report API, and the rows-read invariant on every
-fixture and sample.
+first-rule attribution, which deals each KPI counts (populations) and metric exclusions, view
+warnings, per-column counts, the report API, and the invariants on every fixture and sample.
+
+Since issue 13 an opportunity is excluded only when no KPI can use it (no id, no status, a stage
+no map knows, a repeated id); a bad or missing amount or created date, an amount in a currency
+without a rate, a negative amount and a close date before the created date keep the deal, flag
+it, and leave it out of the KPIs that need that field. Child tables keep their exclusion rules.
 
 Each case says in a comment which rows trigger the rule; the expected count is that hand count.
 """
@@ -16,10 +21,15 @@ from _helpers import (
     CUSTOM,
     HUBSPOT,
     SALESFORCE,
+    SMALL_EXPECTED,
     assert_invariant,
+    assert_populations_add_up,
+    column_counts,
     excluded,
     flagged,
     metric_exclusion_rows,
+    metric_exclusions,
+    populations,
     rows_by_id,
     small_frames,
     to_pandas,
@@ -67,26 +77,47 @@ def items(*rows) -> pd.DataFrame:
 # -------------------------------------------------------------------------------------------------
 
 EXCLUDE_CASES = {
-    # O-1 no id, O-2 no created_date, O-3 no amount; O-4 fine -> 3
+    # O-1 no id, O-2 no stage (and no is_closed: no status) -> 2. O-3 without an amount and O-4
+    # without a created date are kept: neither field is required any more
     "missing_required": (
         {
             "opportunities": opps(
-                {"opportunity_id": None}, {"created_date": None}, {"amount": None}, {}
+                {"opportunity_id": None},
+                {"stage": None},
+                {"amount": None},
+                {"created_date": None},
+                {},
             )
         },
         "opportunities",
-        3,
-    ),
-    # O-1 "abc", O-2 "1.2.3"; O-3 fine -> 2
-    "unparseable_number": (
-        {"opportunities": opps({"amount": "abc"}, {"amount": "1.2.3"}, {})},
-        "opportunities",
         2,
     ),
-    # O-1 "yesterday", O-2 "2025-02-30" (no such day); O-3 fine -> 2
+    # a required number of line_items that does not parse: quantity "abc", list_price "1.2.3";
+    # the third line is fine -> 2
+    "unparseable_number": (
+        {
+            "opportunities": opps({}),
+            "line_items": items(
+                ("O-1", "P-1", "abc", "10", "9"),
+                ("O-1", "P-1", "1", "1.2.3", "9"),
+                ("O-1", "P-1", "1", "10", "9"),
+            ),
+        },
+        "line_items",
+        2,
+    ),
+    # a required stage_history timestamp that does not parse: "yesterday", "2025-02-30" (no
+    # such day); the third row is fine -> 2
     "unparseable_date": (
-        {"opportunities": opps({"created_date": "yesterday"}, {"created_date": "2025-02-30"}, {})},
-        "opportunities",
+        {
+            "opportunities": opps({}),
+            "stage_history": history(
+                ("O-1", "won", "yesterday"),
+                ("O-1", "won", "2025-02-30"),
+                ("O-1", "won", "2025-01-10"),
+            ),
+        },
+        "stage_history",
         2,
     ),
     # O-1 "on hold", O-2 "Closed - Duplicate": not in the canonical stage map, and no
@@ -100,7 +131,8 @@ EXCLUDE_CASES = {
         "opportunities",
         2,
     ),
-    # base currency USD (3 of 5 rows); O-4 EUR and O-5 GBP, no currency_rates table -> 2
+    # An opportunity in a currency without a rate is kept without an amount (FLAG_CASES); base
+    # USD (3 of 5 rows), O-4 EUR, O-5 GBP, no currency_rates table
     "currency_without_rate": (
         {
             "opportunities": opps(
@@ -109,32 +141,36 @@ EXCLUDE_CASES = {
                 {"currency": "USD"},
                 {"currency": "EUR"},
                 {"currency": "GBP"},
-            )
+            ),
+            # O-4 (EUR) and O-5 (GBP) are kept without an amount (FLAG_CASES), but their line
+            # items cannot be read in USD: excluded; O-1's is fine -> 2
+            "line_items": items(
+                ("O-1", "P-1", "1", "10", "9"),
+                ("O-4", "P-1", "1", "10", "9"),
+                ("O-5", "P-1", "2", "10", "9"),
+            ),
         },
-        "opportunities",
+        "line_items",
         2,
     ),
-    # O-1 amount -100; O-2 amount 0 is not negative -> 1
+    # line items still exclude a negative quantity or price: quantity -2, invoice price -9;
+    # quantity 0 is not negative -> 2 (an opportunity is kept and flagged: FLAG_CASES)
     "negative_amount": (
-        {"opportunities": opps({"amount": "-100"}, {"amount": "0"}, {})},
-        "opportunities",
-        1,
-    ),
-    # O-1 closes 2025-02-01, created 2025-03-01; O-2 closes the day it was created (fine) -> 1
-    "close_before_created": (
         {
-            "opportunities": opps(
-                {"created_date": "2025-03-01", "close_date": "2025-02-01"},
-                {"created_date": "2025-03-01", "close_date": "2025-03-01"},
-            )
+            "opportunities": opps({}),
+            "line_items": items(
+                ("O-1", "P-1", "-2", "10", "9"),
+                ("O-1", "P-1", "1", "10", "-9"),
+                ("O-1", "P-1", "0", "10", "9"),
+            ),
         },
-        "opportunities",
-        1,
+        "line_items",
+        2,
     ),
-    # O-2 is excluded (amount "abc"); its 2 stage-history rows -> 2
+    # O-2 is excluded (stage "on hold" is in no map); its 2 stage-history rows -> 2
     "parent_excluded": (
         {
-            "opportunities": opps({}, {"amount": "abc"}),
+            "opportunities": opps({}, {"stage": "on hold"}),
             "stage_history": history(
                 ("O-1", "won", "2025-01-10"),
                 ("O-2", "prospecting", "2025-01-10"),
@@ -173,21 +209,53 @@ EXCLUDE_CASES = {
 }
 
 FLAG_CASES = {
-    # O-1 list_amount "lots", O-2 probability "high" (optional: set empty, row kept) -> 2
+    # optional numbers that do not parse are set empty, the row kept: O-1 list_amount "lots",
+    # O-2 probability "high", O-3 amount "abc", O-4 amount "1.2.3"; O-5 fine -> 4
     "unparseable_number": (
         {
             "opportunities": opps(
                 {"list_amount": "lots", "probability": "0.5"},
                 {"list_amount": "100", "probability": "high"},
+                {"amount": "abc", "list_amount": "100", "probability": "0.5"},
+                {"amount": "1.2.3", "list_amount": "100", "probability": "0.5"},
                 {"list_amount": "100", "probability": "0.5"},
             )
         },
         "opportunities",
-        2,
+        4,
     ),
-    # O-1 close_date "someday" (optional: set empty, row kept) -> 1
+    # dates that do not parse are set empty, the row kept: O-1 close_date "someday", O-2
+    # created_date "yesterday", O-3 created_date "2025-02-30"; O-4 fine -> 3
     "unparseable_date": (
-        {"opportunities": opps({"close_date": "someday"}, {})},
+        {
+            "opportunities": opps(
+                {"close_date": "someday"},
+                {"created_date": "yesterday"},
+                {"created_date": "2025-02-30"},
+                {},
+            )
+        },
+        "opportunities",
+        3,
+    ),
+    # base currency USD (3 of 5 rows); O-4 EUR and O-5 GBP, no currency_rates table: kept
+    # without an amount -> 2
+    "currency_without_rate": (EXCLUDE_CASES["currency_without_rate"][0], "opportunities", 2),
+    # O-1 amount -100: kept without an amount; O-2 amount 0 is not negative -> 1
+    "negative_amount": (
+        {"opportunities": opps({"amount": "-100"}, {"amount": "0"}, {})},
+        "opportunities",
+        1,
+    ),
+    # O-1 (won) closes 2025-02-01, created 2025-03-01: kept, left out of cycle times; O-2 closes
+    # the day it was created (fine) -> 1
+    "close_before_created": (
+        {
+            "opportunities": opps(
+                {"created_date": "2025-03-01", "close_date": "2025-02-01"},
+                {"created_date": "2025-03-01", "close_date": "2025-03-01"},
+            )
+        },
         "opportunities",
         1,
     ),
@@ -283,21 +351,42 @@ FLAG_CASES = {
     ),
 }
 
+# A flagged opportunity is kept but left out of the KPI that needs the field it lacks:
+# rule -> (KPI, its population by hand: (deals counted, {reason: deals left out})). Every case
+# deal is won unless the case says otherwise.
+FLAG_LEFT_OUT = {
+    # O-3 and O-4 lost their amount: bookings count O-1, O-2, O-5
+    "unparseable_number": ("bookings and ASP", (3, {"won without an amount": 2})),
+    # O-2 and O-3 lost their created date, O-1 (won) its close date: time to close counts O-4
+    "unparseable_date": (
+        "time to close",
+        (1, {"no created date": 2, "closed without a close date": 1}),
+    ),
+    # O-4 and O-5 have no amount in USD: bookings count O-1, O-2, O-3
+    "currency_without_rate": ("bookings and ASP", (3, {"won without an amount": 2})),
+    # O-1's amount is left empty; O-2's 0 is an amount: bookings count O-2, O-3
+    "negative_amount": ("bookings and ASP", (2, {"won without an amount": 1})),
+    # O-1 closed before it was created: time to close counts O-2 only
+    "close_before_created": ("time to close", (1, {"closed before its created date": 1})),
+}
+
 
 def test_every_rule_has_a_case():
     assert set(EXCLUDE_CASES) == set(EXCLUDE_RULES)
     assert set(FLAG_CASES) == set(FLAG_RULES)
+    assert set(FLAG_LEFT_OUT) <= set(FLAG_RULES)
 
 
 @pytest.mark.parametrize("rule", list(EXCLUDE_RULES))
 def test_exclude_rule(rule):
     source, table, expected = EXCLUDE_CASES[rule]
     report = validate(source, as_of=AS_OF)
-    assert excluded(report, table) == {rule: expected}
+    assert excluded(report, table) == ({rule: expected} if expected else {})
     t = report.tables[table]
     assert t.rows_read == len(source[table])
     assert t.rows_used == t.rows_read - expected
-    assert 1 <= len(t.examples.get(rule, [])) <= 3
+    if expected:
+        assert 1 <= len(t.examples.get(rule, [])) <= 3
     assert_invariant(report)
 
 
@@ -309,7 +398,37 @@ def test_flag_rule(rule):
     assert excluded(report, table) == {}
     t = report.tables[table]
     assert t.rows_used == t.rows_read == len(source[table])
+    assert 1 <= len(t.examples.get(f"flag:{rule}", [])) <= 3
     assert_invariant(report)
+    assert_populations_add_up(report)
+
+
+@pytest.mark.parametrize("rule", list(FLAG_LEFT_OUT))
+def test_flagged_deal_is_left_out_of_the_kpi_that_needs_the_field(rule):
+    source, _, _ = FLAG_CASES[rule]
+    kpi, expected = FLAG_LEFT_OUT[rule]
+    report = validate(source, as_of=AS_OF)
+    assert populations(report)[kpi] == expected
+    # each reason (a gap in the data, not the deal's status) is a metric exclusion too
+    exclusions = metric_exclusions(report)
+    for reason, rows in expected[1].items():
+        assert exclusions[(kpi, reason)] == rows
+
+
+@pytest.mark.parametrize(
+    ("rule", "ids"),
+    [
+        ("unparseable_number", {"O-3", "O-4"}),
+        ("currency_without_rate", {"O-4", "O-5"}),
+        ("negative_amount", {"O-1"}),
+    ],
+)
+def test_money_flags_keep_the_deal_without_an_amount(rule, ids):
+    source, _, _ = FLAG_CASES[rule]
+    rows = rows_by_id(load(source, as_of=AS_OF).opportunities)
+    assert set(rows) == set(source["opportunities"]["opportunity_id"])  # every deal kept
+    assert {k for k, r in rows.items() if pd.isna(r["amount"])} == ids
+    assert all(r["status"] == "won" for r in rows.values())  # and still counts as won
 
 
 def test_unmatched_values_and_counts():
@@ -360,10 +479,15 @@ def test_duplicate_keeps_earliest_created():
 
 
 def test_excluded_values_are_examples():
+    # the raw values that failed: quantity "abc" and list_price "1.2.3" (sorted)
     source, _, _ = EXCLUDE_CASES["unparseable_number"]
+    examples = validate(source, as_of=AS_OF).tables["line_items"].examples
+    assert examples["unparseable_number"] == ["1.2.3", "abc"]
+    # a flag shows up to 3 of its raw values: here 3 of "lots", "high", "abc", "1.2.3"
+    source, _, _ = FLAG_CASES["unparseable_number"]
     examples = validate(source, as_of=AS_OF).tables["opportunities"].examples
-    joined = " ".join(examples["unparseable_number"])
-    assert "abc" in joined or "O-1" in joined
+    shown = examples["flag:unparseable_number"]
+    assert len(shown) == 3 and set(shown) <= {"lots", "high", "abc", "1.2.3"}
 
 
 def test_optional_unparseable_values_become_null():
@@ -371,9 +495,13 @@ def test_optional_unparseable_values_become_null():
     rows = rows_by_id(load(source, as_of=AS_OF).opportunities)
     assert pd.isna(rows["O-1"]["list_amount"]) and float(rows["O-1"]["probability"]) == 0.5
     assert pd.isna(rows["O-2"]["probability"]) and float(rows["O-2"]["list_amount"]) == 100.0
+    assert pd.isna(rows["O-3"]["amount"]) and pd.isna(rows["O-4"]["amount"])
+    assert float(rows["O-5"]["amount"]) == 100.0
     source, _, _ = FLAG_CASES["unparseable_date"]
     rows = rows_by_id(load(source, as_of=AS_OF).opportunities)
     assert pd.isna(rows["O-1"]["close_date"])
+    assert pd.isna(rows["O-2"]["created_date"]) and pd.isna(rows["O-3"]["created_date"])
+    assert not pd.isna(rows["O-2"]["close_date"])  # the row's other date is kept
 
 
 def test_mixed_currency_amounts_are_converted():
@@ -385,12 +513,33 @@ def test_mixed_currency_amounts_are_converted():
 
 
 def test_base_currency_from_mapping():
-    # mapping says EUR: the two USD rows have no rate -> excluded; EUR row used
+    # mapping says EUR: the two USD rows have no rate -> kept without an amount and flagged;
+    # the EUR row keeps its 90. mixed_currencies flags only a row a rate converted: none here
     source, _, _ = FLAG_CASES["mixed_currencies"]
     source = {"opportunities": source["opportunities"]}
     mapping = {"name": "eur", "extends": "canonical", "base_currency": "EUR"}
-    report = validate(source, mapping=mapping, as_of=AS_OF)
-    assert excluded(report, "opportunities") == {"currency_without_rate": 2}
+    data = load(source, mapping=mapping, as_of=AS_OF)
+    assert excluded(data.report, "opportunities") == {}
+    assert flagged(data.report, "opportunities") == {"currency_without_rate": 2}
+    amounts = {k: r["amount"] for k, r in rows_by_id(data.opportunities).items()}
+    assert pd.isna(amounts["O-1"]) and pd.isna(amounts["O-2"])
+    assert float(amounts["O-3"]) == 90.0
+
+
+def test_mixed_currencies_flags_only_converted_rows():
+    # base USD (2 of 4); rates know EUR only: O-3 EUR converted -> mixed_currencies 1;
+    # O-4 GBP has no rate -> currency_without_rate 1, not mixed_currencies
+    source = {
+        "opportunities": opps(
+            {"currency": "USD"},
+            {"currency": "USD"},
+            {"currency": "EUR", "amount": "90"},
+            {"currency": "GBP"},
+        ),
+        "currency_rates": frame(["currency", "rate"], ("USD", "1"), ("EUR", "0.9")),
+    }
+    report = validate(source, as_of=AS_OF)
+    assert flagged(report, "opportunities") == {"mixed_currencies": 1, "currency_without_rate": 1}
 
 
 # -------------------------------------------------------------------------------------------------
@@ -401,85 +550,127 @@ def test_base_currency_from_mapping():
 def test_first_failing_rule_is_counted():
     source = {
         "opportunities": opps(
-            # O-1 no id and a bad amount -> missing_required
-            {"opportunity_id": None, "amount": "abc", "currency": "USD"},
-            # O-2 bad amount and a bad date -> unparseable_number
-            {"amount": "abc", "created_date": "nope", "currency": "USD"},
-            # O-3 bad date and an unknown stage -> unparseable_date
-            {"created_date": "nope", "stage": "on hold", "currency": "USD"},
-            # O-4 unknown stage and negative -> unknown_stage
-            {"stage": "on hold", "amount": "-5", "currency": "USD"},
-            # O-5 EUR without rate and negative -> currency_without_rate
-            {"currency": "EUR", "amount": "-5"},
-            # O-6 negative and closed before created -> negative_amount
-            {
-                "amount": "-5",
-                "created_date": "2025-03-01",
-                "close_date": "2025-02-01",
-                "currency": "USD",
-            },
-            # O-7 closed before created -> close_before_created
+            # O-1 no id and an unknown stage -> missing_required
+            {"opportunity_id": None, "stage": "on hold", "currency": "USD"},
+            # O-2 no stage (no status) and a bad amount -> missing_required
+            {"stage": None, "amount": "abc", "currency": "USD"},
+            # O-3 unknown stage, negative amount in EUR without a rate -> unknown_stage
+            {"stage": "on hold", "amount": "-5", "currency": "EUR"},
+            # O-4 takes the id O-5 and has an unknown stage -> unknown_stage, not duplicate_id
+            {"opportunity_id": "O-5", "stage": "on hold", "currency": "USD"},
+            # O-5: used (the other copies are excluded or created later)
+            {"currency": "USD"},
+            # a second valid O-5, created later -> duplicate_id
+            {"opportunity_id": "O-5", "created_date": "2025-01-20", "currency": "USD"},
+            # O-7 negative amount and a bad created date -> kept, flagged under both
+            {"amount": "-5", "created_date": "nope", "currency": "USD"},
+            # O-8 EUR without a rate -> kept, flagged currency_without_rate
+            {"currency": "EUR"},
+            # O-9 closed before created -> kept, flagged close_before_created
             {"created_date": "2025-03-01", "close_date": "2025-02-01", "currency": "USD"},
-            # O-8, O-9, O-10 fine
-            {"currency": "USD"},
-            {"currency": "USD"},
+            # O-10 fine
             {"currency": "USD"},
         ),
         "stage_history": history(
-            # O-2 is excluded, but entered_at is missing, an earlier rule -> missing_required
-            ("O-2", "won", None),
-            # O-2 excluded -> parent_excluded
-            ("O-2", "won", "2025-01-10"),
+            # O-3 is excluded, but entered_at is missing, an earlier rule -> missing_required
+            ("O-3", "won", None),
+            # O-3 excluded -> parent_excluded
+            ("O-3", "won", "2025-01-10"),
             # O-404 does not exist, but the date is unparseable first -> unparseable_date
             ("O-404", "won", "nope"),
             # O-404 does not exist -> unmatched_opportunity
             ("O-404", "won", "2025-01-10"),
-            ("O-8", "won", "2025-01-10"),
+            ("O-5", "won", "2025-01-10"),
+        ),
+        "line_items": items(
+            # quantity "abc" and a negative list price -> unparseable_number (the earlier rule)
+            ("O-5", "P-1", "abc", "-10", "9"),
+            # negative quantity -> negative_amount
+            ("O-5", "P-1", "-1", "10", "9"),
+            # negative quantity and O-3 excluded -> negative_amount (the earlier rule)
+            ("O-3", "P-1", "-1", "10", "9"),
+            # O-3 excluded -> parent_excluded
+            ("O-3", "P-1", "1", "10", "9"),
+            # O-404 does not exist -> unmatched_opportunity
+            ("O-404", "P-1", "1", "10", "9"),
+            # no product -> missing_required
+            ("O-5", None, "1", "10", "9"),
+            ("O-5", "P-1", "1", "10", "9"),
         ),
     }
     report = validate(source, as_of=AS_OF)
     assert excluded(report, "opportunities") == {
-        "missing_required": 1,
-        "unparseable_number": 1,
-        "unparseable_date": 1,
-        "unknown_stage": 1,
-        "currency_without_rate": 1,
+        "missing_required": 2,
+        "unknown_stage": 2,
+        "duplicate_id": 1,
+    }
+    assert report.tables["opportunities"].rows_used == 5  # O-5, O-7, O-8, O-9, O-10
+    # flags are not first-rule: a used row counts under every flag it has (O-7 under two);
+    # the excluded rows (O-2's bad amount, O-3's EUR) are not flagged
+    assert flagged(report, "opportunities") == {
         "negative_amount": 1,
+        "unparseable_date": 1,
+        "currency_without_rate": 1,
         "close_before_created": 1,
     }
-    assert report.tables["opportunities"].rows_used == 3
     assert excluded(report, "stage_history") == {
         "missing_required": 1,
         "parent_excluded": 1,
         "unparseable_date": 1,
         "unmatched_opportunity": 1,
     }
+    assert excluded(report, "line_items") == {
+        "missing_required": 1,
+        "unparseable_number": 1,
+        "negative_amount": 2,
+        "parent_excluded": 1,
+        "unmatched_opportunity": 1,
+    }
+    assert report.tables["line_items"].rows_used == 1
     assert_invariant(report)
+    assert_populations_add_up(report)
 
 
 def test_duplicate_of_an_excluded_row_is_not_a_duplicate():
-    # the earliest O-1 is excluded (closes before it was created); the other O-1 is then the
-    # only usable copy and is kept
+    # the earliest O-1 is excluded (its stage "on hold" is in no map); the other O-1 is then
+    # the only usable copy and is kept
+    source = {
+        "opportunities": opps(
+            {"opportunity_id": "O-1", "created_date": "2025-03-01", "stage": "on hold"},
+            {"opportunity_id": "O-1", "created_date": "2025-03-05"},
+        )
+    }
+    report = validate(source, as_of=AS_OF)
+    assert excluded(report, "opportunities") == {"unknown_stage": 1}
+    assert report.tables["opportunities"].rows_used == 1
+
+
+def test_a_flagged_copy_is_still_a_copy():
+    # closing before it was created no longer excludes: both O-1 are usable, so the later one
+    # (created 2025-03-05) is the duplicate and the earliest is kept, flagged
     source = {
         "opportunities": opps(
             {"opportunity_id": "O-1", "created_date": "2025-03-01", "close_date": "2025-02-01"},
             {"opportunity_id": "O-1", "created_date": "2025-03-05", "close_date": "2025-04-01"},
         )
     }
-    report = validate(source, as_of=AS_OF)
-    assert excluded(report, "opportunities") == {"close_before_created": 1}
-    assert report.tables["opportunities"].rows_used == 1
+    data = load(source, as_of=AS_OF)
+    assert excluded(data.report, "opportunities") == {"duplicate_id": 1}
+    assert flagged(data.report, "opportunities") == {"close_before_created": 1}
+    rows = rows_by_id(data.opportunities)
+    assert str(pd.Timestamp(rows["O-1"]["created_date"]).date()) == "2025-03-01"
 
 
 def test_flags_count_only_used_rows():
-    # formula text in an excluded row (bad amount) is not flagged
+    # formula text and a bad amount in an excluded row (unknown stage) are not flagged
     source = {
         "opportunities": opps(
-            {"opportunity_name": "=evil()", "amount": "abc"}, {"opportunity_name": "=evil()"}
+            {"opportunity_name": "=evil()", "stage": "on hold", "amount": "abc"},
+            {"opportunity_name": "=evil()"},
         )
     }
     report = validate(source, as_of=AS_OF)
-    assert excluded(report, "opportunities") == {"unparseable_number": 1}
+    assert excluded(report, "opportunities") == {"unknown_stage": 1}
     assert flagged(report, "opportunities") == {"formula_text": 1}
 
 
@@ -492,10 +683,27 @@ def test_empty_stage_without_status_columns():
 
 
 def test_blank_required_cells_are_missing():
-    # "" and whitespace-only are empty, like a missing value
-    source = {"opportunities": opps({"amount": ""}, {"amount": "   "}, {"opportunity_id": " "}, {})}
-    report = validate(source, as_of=AS_OF)
-    assert excluded(report, "opportunities") == {"missing_required": 3}
+    # "" and whitespace-only are empty, like a missing value: O-1 and O-2 have no id, O-3 no
+    # stage -> missing_required 3. O-4's blank amount is empty too, but amount is not required:
+    # O-4 is kept without one
+    source = {
+        "opportunities": opps(
+            {"opportunity_id": ""},
+            {"opportunity_id": "   "},
+            {"stage": "  "},
+            {"amount": "  "},
+            {},
+        )
+    }
+    data = load(source, as_of=AS_OF)
+    assert excluded(data.report, "opportunities") == {"missing_required": 3}
+    assert set(rows_by_id(data.opportunities)) == {"O-4", "O-5"}
+    # per column, of the 5 rows read: 2 empty ids, 1 empty stage, 1 empty amount
+    assert column_counts(data.report) == {
+        ("opportunities", "opportunity_id"): (2, 0),
+        ("opportunities", "stage"): (1, 0),
+        ("opportunities", "amount"): (1, 0),
+    }
 
 
 # -------------------------------------------------------------------------------------------------
@@ -555,44 +763,126 @@ def test_default_as_of_is_latest_created_or_closed():
 
 
 # -------------------------------------------------------------------------------------------------
-# Metric exclusions
+# Which deals each KPI counts, metric exclusions and view warnings
 # -------------------------------------------------------------------------------------------------
+
+# Seven used deals, each with one gap (docs/metrics.md, "Which deals each KPI counts"):
+#   O-1 won,  list 100, probability 1          counts wherever its status allows
+#   O-2 won,  no close date                    out of time to close and days to win
+#   O-3 won,  no list price                    out of both discount views
+#   O-4 open, list 0, no probability           out of the weighted pipeline
+#   O-5 open, list 150, probability 0.5        counts wherever its status allows
+#   O-6 lost at $0, list 100                   out of value win rate and the discount bands
+#   O-7 won,  no amount, list 100              out of bookings, value win rate, both discounts
+GAPS = opps(
+    {"list_amount": "100", "probability": "1"},
+    {"close_date": None, "list_amount": "100", "probability": "1"},
+    {"list_amount": None, "probability": "1"},
+    {"stage": "open", "close_date": "2025-09-01", "list_amount": "0", "probability": None},
+    {"stage": "open", "close_date": "2025-09-01", "list_amount": "150", "probability": "0.5"},
+    {"stage": "lost", "amount": "0", "list_amount": "100", "probability": "0"},
+    {"amount": None, "list_amount": "100", "probability": "1"},
+)
+NO_NET = "closed with no amount, or $0 (lost deals often are)"
+
+
+def test_populations_by_hand():
+    report = validate({"opportunities": GAPS}, as_of=AS_OF)
+    # won: O-1 2 3 7 (4), lost: O-6 (1), open: O-4 5 (2)
+    assert populations(report) == {
+        "win rate": (5, {"open: not won or lost yet": 2}),
+        "bookings and ASP": (3, {"not won": 3, "won without an amount": 1}),  # O-1 2 3
+        "value win rate": (3, {"open": 2, NO_NET: 2}),  # O-1 2 3; O-6 $0, O-7 none
+        "open pipeline and velocity": (2, {"closed": 5}),  # O-4 5
+        "weighted pipeline": (1, {"closed": 5, "open without a probability": 1}),  # O-5
+        "portfolio discount": (  # O-1 2
+            2,
+            {
+                "not won (the discount is that of the price realized)": 3,
+                "won without a list price": 1,  # O-3
+                "won with no amount, or $0": 1,  # O-7
+            },
+        ),
+        "win rate by discount band": (  # O-1 2
+            2,
+            {"open": 2, "closed without a list price": 1, NO_NET: 2},
+        ),
+        "time to close": (6, {"closed without a close date": 1}),  # all but O-2
+        "days to win": (3, {"not won": 3, "closed without a close date": 1}),  # O-1 3 7
+    }
+    assert_populations_add_up(report)
 
 
 def test_metric_exclusions():
-    source = {
-        "opportunities": opps(
-            {"list_amount": "100", "probability": "1"},
-            # O-2 won without close date -> cycle time
-            {"close_date": None, "list_amount": "100", "probability": "1"},
-            # O-3 no list amount -> discount
-            {"stage": "lost", "list_amount": None, "probability": "0"},
-            # O-4 open without probability -> weighted pipeline; list 0 -> discount
-            {"stage": "open", "close_date": "2025-09-01", "list_amount": "0", "probability": None},
-            {
-                "stage": "open",
-                "close_date": "2025-09-01",
-                "list_amount": "50",
-                "probability": "0.5",
-            },
-        )
+    # only the data gaps of test_populations_by_hand, never a status ("not won", "open")
+    report = validate({"opportunities": GAPS}, as_of=AS_OF)
+    assert metric_exclusions(report) == {
+        ("bookings and ASP", "won without an amount"): 1,
+        ("value win rate", NO_NET): 2,
+        ("weighted pipeline", "open without a probability"): 1,
+        ("portfolio discount", "won without a list price"): 1,
+        ("portfolio discount", "won with no amount, or $0"): 1,
+        ("win rate by discount band", "closed without a list price"): 1,
+        ("win rate by discount band", NO_NET): 2,
+        ("time to close", "closed without a close date"): 1,
+        ("days to win", "closed without a close date"): 1,
     }
-    report = validate(source, as_of=AS_OF)
-    assert metric_exclusion_rows(report, "opportunities", "discount") == 2
-    assert metric_exclusion_rows(report, "opportunities", "cycle") == 1
-    assert metric_exclusion_rows(report, "opportunities", "weighted") == 1
+    # O-3 and O-7 out of the portfolio discount; O-3, O-6, O-7 out of the discount bands
+    assert metric_exclusion_rows(report, "opportunities", "discount") == 2 + 3
     for m in report.tables["opportunities"].metric_exclusions:
         assert isinstance(m.metric, str) and isinstance(m.rows, int) and m.reason
     table = report.metric_exclusions_frame()
-    assert isinstance(table, pd.DataFrame)
+    assert isinstance(table, pd.DataFrame) and len(table) == 9
     assert {"metric", "rows", "reason"} <= set(table.columns)
 
 
-def test_no_metric_exclusion_without_the_column():
-    # no list_amount and no probability column: nothing to exclude from those metrics
+def test_a_kpi_whose_column_is_absent_counts_no_deal_and_says_why():
+    # no list_amount and no probability column. O-1 won, O-2 open, both with an amount: the
+    # KPIs that read those columns count neither deal, and each says why in words
     report = validate({"opportunities": opps({}, {"stage": "open", "close_date": "2025-09-01"})})
-    assert metric_exclusion_rows(report, "opportunities", "discount") == 0
-    assert metric_exclusion_rows(report, "opportunities", "weighted") == 0
+    pops = populations(report)
+    assert pops["portfolio discount"] == (0, {"no list_amount column in the data": 2})
+    assert pops["win rate by discount band"] == (0, {"no list_amount column in the data": 2})
+    assert pops["weighted pipeline"] == (0, {"no probability column in the data": 2})
+    assert pops["bookings and ASP"] == (1, {"not won": 1})  # unaffected
+    assert report.warnings_for(["portfolio_discount"]) == [
+        "no list_amount column in the data: portfolio discount cannot be computed"
+    ]
+    assert report.warnings_for("weighted_pipeline") == [
+        "no probability column in the data: weighted pipeline cannot be computed"
+    ]
+    assert_populations_add_up(report)
+
+
+def test_view_warnings_and_warnings_for():
+    # O-1 won at 100; O-2 and O-3 open without an amount (None and ""): open pipeline and
+    # velocity count no open deal. No list_amount or probability column either, so (in the
+    # order of docs/metrics.md) four views cannot be computed
+    report = validate(
+        {
+            "opportunities": opps(
+                {},
+                {"stage": "open", "close_date": "2025-09-01", "amount": None},
+                {"stage": "open", "close_date": "2025-10-01", "amount": ""},
+            )
+        }
+    )
+    starved = "all 2 open deals have no amount: open pipeline and velocity cannot be computed"
+    messages = [
+        starved,
+        "no probability column in the data: weighted pipeline cannot be computed",
+        "no list_amount column in the data: portfolio discount cannot be computed",
+        "no list_amount column in the data: win rate by discount band cannot be computed",
+    ]
+    assert [w.message for w in report.view_warnings] == messages
+    assert report.warnings_for(["velocity"]) == [starved]
+    assert report.warnings_for("open_pipeline") == [starved]
+    assert report.warnings_for(["win_rate", "bookings", "asp"]) == []
+    assert report.all_warnings == [*report.warnings, *messages]
+    assert report.warnings_frame()["warning"].tolist() == report.all_warnings
+    as_json = json.loads(json.dumps(report.to_dict()))
+    assert [w["message"] for w in as_json["view_warnings"]] == messages
+    assert "velocity" in as_json["view_warnings"][0]["kpis"]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -604,14 +894,50 @@ def test_report_frames_and_dict():
     report = load(small_frames()).report
     assert report.usable
     as_json = json.loads(json.dumps(report.to_dict()))
-    assert as_json
+    assert len(as_json["populations"]) == 9 and as_json["view_warnings"] == []
     summary = report.summary_frame()
     assert isinstance(summary, pd.DataFrame) and len(summary) == len(report.tables)
     issues = report.issues_frame()
-    assert isinstance(issues, pd.DataFrame)
-    # missing_required, unknown_stage, unmatched_account, parent_excluded: at least 4 rows
-    assert len(issues) >= 4
+    # tests/_helpers.py: O-10 missing_required, O-9 unknown_stage, O-7 unmatched_account, and
+    # O-10's line item parent_excluded; nothing else
+    got = set(issues[["table", "rule", "action", "rows"]].itertuples(index=False, name=None))
+    assert got == {
+        ("opportunities", "missing_required", "excluded", 1),
+        ("opportunities", "unknown_stage", "excluded", 1),
+        ("opportunities", "unmatched_account", "flagged", 1),
+        ("line_items", "parent_excluded", "excluded", 1),
+    }
     assert isinstance(report.warnings, list)
+
+
+def test_columns_frame_counts_the_rows_read():
+    report = load(small_frames()).report
+    frame = report.columns_frame()
+    got = {(r.table, r.column): (r.empty, r.unparseable) for r in frame.itertuples(index=False)}
+    assert got == SMALL_EXPECTED["columns"]
+    assert set(frame["rows_read"]) == {10}  # the base: the 10 opportunities read
+
+
+def test_populations_frame_adds_up_to_the_rows_used():
+    report = load(small_frames()).report
+    frame = report.populations_frame()
+    assert list(frame["kpi"]) == list(SMALL_EXPECTED["populations"])
+    assert (frame["rows_used"] == 8).all()
+    assert (frame["counted"] + frame["left_out"] == frame["rows_used"]).all()
+    row = frame.set_index("kpi").loc["open pipeline and velocity"]
+    assert (row["counted"], row["left_out"]) == (2, 6)
+    assert row["why left out"] == "5 closed; 1 open without an amount"
+    assert row["counts"] == "open deals with an amount"
+
+
+def test_empty_frames_say_so():
+    # the small dataset: every view can be computed, and the canonical mapping has no lookup
+    report = load(small_frames()).report
+    assert report.warnings_frame().empty and report.lookups_frame().empty
+    assert "Every view can be computed" in report.table("warnings").to_html()
+    assert "No lookup in the mapping" in report.table("lookups").to_html()
+    for name in ("columns", "populations", "metric_exclusions"):
+        assert not report.table(name).data.empty, name
 
 
 def test_header_only_is_unusable():
@@ -622,9 +948,21 @@ def test_header_only_is_unusable():
 
 
 def test_all_rows_excluded_is_unusable():
-    report = validate({"opportunities": opps({"amount": "abc"}, {"amount": None})})
+    report = validate({"opportunities": opps({"stage": "on hold"}, {"opportunity_id": None})})
     assert report.usable is False
-    assert excluded(report, "opportunities") == {"unparseable_number": 1, "missing_required": 1}
+    assert excluded(report, "opportunities") == {"unknown_stage": 1, "missing_required": 1}
+    assert "none of the 2 opportunities is usable" in report.fatal
+
+
+def test_rows_with_only_an_amount_problem_are_usable():
+    # before issue 13 these two rows were excluded; now both are kept without an amount
+    report = validate({"opportunities": opps({"amount": "abc"}, {"amount": None})})
+    assert report.usable
+    assert report.tables["opportunities"].rows_used == 2
+    assert flagged(report, "opportunities") == {"unparseable_number": 1}
+    assert report.warnings_for("bookings") == [
+        "all 2 won deals have no amount: bookings and ASP cannot be computed"
+    ]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -654,6 +992,8 @@ def test_invariant_on_every_fixture(source, mapping):
         return  # fatal inputs are covered by test_bad_inputs.py
     assert report.tables
     assert_invariant(report)
+    if report.usable:
+        assert_populations_add_up(report)
     json.dumps(report.to_dict())
 
 
@@ -667,12 +1007,14 @@ def test_invariant_on_samples(name, sample_dirs):
     report = validate(folder, mapping=mapping)
     assert report.usable
     assert_invariant(report)
+    assert_populations_add_up(report)
     json.dumps(report.to_dict())
 
 
 def test_invariant_on_small_dataset_and_table_columns():
     data = load(small_frames())
     assert_invariant(data.report)
+    assert_populations_add_up(data.report)
     opps_frame = to_pandas(data.opportunities)
     assert {"status", "is_closed", "is_won"} <= set(opps_frame.columns)
     assert set(opps_frame["status"]) <= {"open", "won", "lost"}
@@ -682,18 +1024,18 @@ def test_invariant_on_small_dataset_and_table_columns():
 
 
 def test_examples_are_distinct_values():
-    # three rows with an empty created_date: one example text, shown once
+    # three rows with an empty stage (and no is_closed): one example text, shown once
     frame = pd.DataFrame(
         {
             "opportunity_id": ["O-1", "O-2", "O-3", "O-4"],
-            "created_date": ["", "", "", "2025-01-01"],
+            "created_date": ["2025-01-01"] * 4,
             "amount": ["1", "2", "3", "4"],
-            "stage": ["Closed Won"] * 4,
+            "stage": ["", "", "", "Closed Won"],
         }
     )
     rep = validate({"opportunities": frame}).tables["opportunities"]
     assert rep.excluded == {"missing_required": 3}
-    assert rep.examples["missing_required"] == ["created_date empty"]
+    assert rep.examples["missing_required"] == ["stage and is_closed empty"]
 
 
 def test_display_tables_format_counts_and_explain_empty_ones():

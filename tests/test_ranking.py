@@ -100,7 +100,8 @@ def test_cycle_matches_scipy_mann_whitney_on_the_sample(sample, sample_deals):
 
 def test_discount_finds_the_planted_discounters(sample, sample_deals):
     out = segments_vs_overall(sample, by="owner_id", kpi="portfolio_discount")
-    priced = sample_deals[sample_deals["list_amount"] > 0]
+    won = sample_deals[sample_deals["is_won"]]
+    priced = won[(won["list_amount"] > 0) & (won["amount"] > 0)]  # the price realized
     # dollar-weighted, never a mean of percentages
     assert out["overall"].iloc[0] == approx(
         1 - priced["amount"].sum() / priced["list_amount"].sum()

@@ -2,7 +2,8 @@
 
 Every expectation comes from the generator's specification (data/samples/README.md), and is
 checked with plain pandas (plus statsmodels/scipy for the statistics), independently of the
-loader and of the generator's internals.
+loader and of the generator's internals. The loader's report on the messy sample (its counts
+per rule, per column and per KPI) is then checked against those pandas recounts.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _helpers import (
+    assert_invariant,
+    assert_populations_add_up,
+    excluded,
+    flagged,
+    populations,
+)
 
+from salesops_widgets import validate
 from salesops_widgets.data._sample import MESSY_PLANTED, generate_sample, write_sample
 from salesops_widgets.data._schema import EXCLUDE_RULES, FLAG_RULES, SIZE_BANDS, TABLES
 from salesops_widgets.errors import ParameterError
@@ -402,14 +411,27 @@ def test_bad_format_raises_parameter_error(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def messy(tmp_path_factory) -> tuple[dict[str, pd.DataFrame], dict]:
-    """The messy sample as written (CSV, read back as text) and its planted.json."""
+def messy_folder(tmp_path_factory) -> Path:
+    """The messy sample written as CSV (5,000 opportunities, seed 3) with its planted.json."""
     folder = tmp_path_factory.mktemp("messy")
-    paths = write_sample(folder, n_opportunities=5_000, seed=3, messy=True)
+    write_sample(folder, n_opportunities=5_000, seed=3, messy=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def messy(messy_folder) -> tuple[dict[str, pd.DataFrame], dict]:
+    """The messy sample as written (CSV, read back as text) and its planted.json."""
     frames = {
-        name: pd.read_csv(path, dtype=str, keep_default_na=False) for name, path in paths.items()
+        name: pd.read_csv(messy_folder / f"{name}.csv", dtype=str, keep_default_na=False)
+        for name in COLUMNS
     }
-    return frames, json.loads((folder / "planted.json").read_text())
+    return frames, json.loads((messy_folder / "planted.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def messy_report(messy_folder):
+    """validate() of the messy sample (the canonical mapping, the default as-of date)."""
+    return validate(messy_folder)
 
 
 def _blank(column: pd.Series) -> pd.Series:
@@ -422,6 +444,23 @@ def _number(column: pd.Series) -> pd.Series:
 
 def _date(column: pd.Series) -> pd.Series:
     return pd.to_datetime(column, format="%Y-%m-%d", errors="coerce")
+
+
+def _timestamp(column: pd.Series) -> pd.Series:
+    return pd.to_datetime(column, format="%Y-%m-%d %H:%M:%S", errors="coerce")
+
+
+def _bool(column: pd.Series) -> pd.Series:
+    """True/False for "true"/"false" (how the sample writes booleans), NaN otherwise."""
+    return column.str.strip().str.lower().map({"true": True, "false": False})
+
+
+def _unparseable(column: pd.Series, kind: str) -> pd.Series:
+    """Present (not blank) values that do not parse as the column's kind."""
+    parse = {"number": _number, "date": _date, "timestamp": _timestamp, "bool": _bool}.get(kind)
+    if parse is None:  # ids and text always parse
+        return pd.Series(False, index=column.index)
+    return ~_blank(column) & parse(column).isna()
 
 
 def _first_failing(frame: pd.DataFrame, checks, key: str | None) -> tuple[dict, pd.Series]:
@@ -439,12 +478,48 @@ def _first_failing(frame: pd.DataFrame, checks, key: str | None) -> tuple[dict, 
 
 
 def _formula(frame: pd.DataFrame, table: str) -> pd.Series:
-    text = [c.name for c in TABLES[table] if c.kind == "text" and c.name in frame]
+    text = [c.name for c in TABLES[table] if c.kind in ("id", "text") and c.name in frame]
     return frame[text].apply(lambda column: column.str.match(r"[=+\-@]")).any(axis=1)
 
 
-def _recount(frames: dict[str, pd.DataFrame]) -> tuple[dict, pd.Timestamp]:
-    """Independent plain-pandas evaluation of the rules on the messy CSV text."""
+def _any_unparseable(frame: pd.DataFrame, table: str, kinds: tuple[str, ...]) -> pd.Series:
+    """Rows with a value that does not parse in an optional column of these kinds."""
+    cols = [c for c in TABLES[table] if c.name in frame and c.kind in kinds and not c.required]
+    bad = [_unparseable(frame[c.name], c.kind) for c in cols]
+    return pd.concat(bad, axis=1).any(axis=1)
+
+
+def _messy_opportunities(opps: pd.DataFrame) -> pd.DataFrame:
+    """The opportunities as the rules of docs/data-model.md read them, in plain pandas: the
+    status from is_closed/is_won or the stage, the amount in USD or empty (another currency has
+    no rate here, and a negative amount is left empty), the dates."""
+    closed, won = _bool(opps["is_closed"]), _bool(opps["is_won"])
+    status = pd.Series("open", index=opps.index, dtype=object)
+    status[closed.eq(True)] = "lost"
+    status[closed.isna()] = None  # no flag to go by: the stage decides
+    status[won.eq(True)] = "won"
+    status = status.fillna(opps["stage"].str.strip().str.lower().map(STAGE_MAP))
+    amount = _number(opps["amount"])
+    # USD, the most common currency, is the base; a blank currency is taken as the base
+    in_usd = _blank(opps["currency"]) | (opps["currency"].str.strip().str.upper() == "USD")
+    return pd.DataFrame(
+        {
+            "status": status,
+            "amount": amount.where(in_usd & (amount >= 0)),
+            "raw_amount": amount,
+            "in_usd": in_usd,
+            "created": _date(opps["created_date"]),
+            "close": _date(opps["close_date"]),
+        }
+    )
+
+
+def _recount(frames: dict[str, pd.DataFrame]) -> tuple[dict, pd.Timestamp, pd.Series]:
+    """Independent plain-pandas evaluation of the rules on the messy CSV text.
+
+    An opportunity is excluded only without an id or a status, with a stage no map knows, or
+    as a repeated id; every other problem is a flag on a used row.
+    """
     got = {name: {"excluded": {}, "flagged": {}} for name in frames}
     masters = {}
     for table, key in (
@@ -459,50 +534,56 @@ def _recount(frames: dict[str, pd.DataFrame]) -> tuple[dict, pd.Timestamp]:
         masters[table] = set(frame.loc[used, key])
 
     opps = frames["opportunities"]
-    amount, created, close = (
-        _number(opps["amount"]),
-        _date(opps["created_date"]),
-        _date(opps["close_date"]),
-    )
-    known = opps["stage"].str.lower().isin(STAGE_MAP) | ~_blank(opps["is_closed"])
-    required = ["opportunity_id", "amount", "created_date"]
+    d = _messy_opportunities(opps)
+    no_status = _blank(opps["stage"]) & _blank(opps["is_closed"])
     checks = [
-        ("missing_required", opps[required].apply(_blank).any(axis=1)),
-        ("unparseable_number", amount.isna()),
-        ("unparseable_date", created.isna()),
-        ("unknown_stage", ~known),
-        ("currency_without_rate", opps["currency"] != "USD"),
-        ("negative_amount", amount < 0),
-        ("close_before_created", close < created),
+        ("missing_required", _blank(opps["opportunity_id"]) | no_status),
+        ("unknown_stage", d["status"].isna()),
     ]
     excluded, used = _first_failing(opps, checks, "opportunity_id")
-    is_open = opps["is_closed"].str.lower() == "false"
-    as_of = max(created[used].max(), close[used & ~is_open].max())
+    is_open, is_closed = d["status"] == "open", d["status"].isin(["won", "lost"])
+    as_of = max(d.loc[used, "created"].max(), d.loc[used & is_closed, "close"].max())
+
+    def unmatched(column: str, table: str) -> pd.Series:
+        return ~_blank(opps[column]) & ~opps[column].isin(masters[table])
+
     flags = {
-        "net_above_list": amount > _number(opps["list_amount"]),
-        "unmatched_account": ~opps["account_id"].isin(masters["accounts"]),
-        "unmatched_owner": ~opps["owner_id"].isin(masters["reps"]),
-        "unmatched_product": ~opps["product_id"].isin(masters["products"]),
-        "open_close_date_past": is_open & (close < as_of),
+        "unparseable_number": _any_unparseable(opps, "opportunities", ("number", "bool")),
+        "unparseable_date": _any_unparseable(opps, "opportunities", ("date",)),
+        # no currency_rates table: a deal in another currency has no rate
+        "currency_without_rate": ~d["in_usd"],
+        # a negative amount as written, in whatever currency
+        "negative_amount": d["raw_amount"] < 0,
+        "close_before_created": is_closed & (d["close"] < d["created"]),
+        "net_above_list": d["amount"] > _number(opps["list_amount"]),
+        "unmatched_account": unmatched("account_id", "accounts"),
+        "unmatched_owner": unmatched("owner_id", "reps"),
+        "unmatched_product": unmatched("product_id", "products"),
+        "open_close_date_past": is_open & (d["close"] < as_of),
         "formula_text": _formula(opps, "opportunities"),
+        # converted by a rate: there is no rate, so no row
+        "mixed_currencies": pd.Series(False, index=opps.index),
     }
     got["opportunities"] = {
         "excluded": excluded,
         "flagged": {rule: int((used & bad).sum()) for rule, bad in flags.items()},
     }
     kept = set(opps.loc[used, "opportunity_id"])
+    no_rate = set(opps.loc[used & ~d["in_usd"], "opportunity_id"])  # kept without an amount
     for table in ("stage_history", "line_items"):
         child = frames[table]
         checks = [
             ("parent_excluded", child["opportunity_id"].isin(set(opps["opportunity_id"]) - kept)),
             ("unmatched_opportunity", ~child["opportunity_id"].isin(opps["opportunity_id"])),
         ]
+        if table == "line_items":  # their prices cannot be read in USD; history rows stay
+            checks.insert(0, ("currency_without_rate", child["opportunity_id"].isin(no_rate)))
         excluded, used_child = _first_failing(child, checks, None)
         got[table]["excluded"] = excluded
         if table == "line_items":
             above = _number(child["invoice_price"]) > _number(child["list_price"])
             got[table]["flagged"]["net_above_list"] = int((used_child & above).sum())
-    return got, as_of
+    return got, as_of, used
 
 
 def test_messy_planted_json_lists_every_rule(messy):
@@ -519,10 +600,23 @@ def test_messy_fixed_counts_are_the_module_constants(messy):
         for kind, rules in spec.items():
             for rule, count in rules.items():
                 assert planted[name][kind][rule] == count, (name, kind, rule)
+    # data/samples/README.md: the 15 blank amounts and 15 blank created dates are kept (no rule);
+    # only the 12 unknown stages and the 20 copies exclude an opportunity
     opportunities = planted["opportunities"]
-    assert opportunities["excluded"]["missing_required"] == 30
-    assert opportunities["excluded"]["duplicate_id"] == 20
-    assert opportunities["flagged"]["open_close_date_past"] == 14
+    assert {k: v for k, v in opportunities["excluded"].items() if v} == {
+        "unknown_stage": 12,
+        "duplicate_id": 20,
+    }
+    # the other planted problems keep the deal and flag it
+    for rule, count in {
+        "unparseable_number": 20,
+        "unparseable_date": 25,
+        "currency_without_rate": 40,
+        "negative_amount": 10,
+        "close_before_created": 15,
+        "open_close_date_past": 14,
+    }.items():
+        assert opportunities["flagged"][rule] == count, rule
     assert planted["stage_history"]["excluded"]["unmatched_opportunity"] == 9
     assert planted["line_items"]["flagged"]["net_above_list"] == 11
     assert planted["accounts"]["flagged"]["formula_text"] == 5
@@ -530,15 +624,91 @@ def test_messy_fixed_counts_are_the_module_constants(messy):
 
 def test_messy_counts_match_an_independent_recount(messy):
     frames, planted = messy
-    got, as_of = _recount(frames)
+    got, as_of, _ = _recount(frames)
     assert as_of == AS_OF  # the planted problems leave the as-of date alone
     for name in COLUMNS:
         for kind in ("excluded", "flagged"):
             for rule, count in planted[name][kind].items():
                 assert got[name][kind].get(rule, 0) == count, (name, kind, rule)
     assert planted["rows"] == {name: len(frame) for name, frame in frames.items()}
+    # only the 12 unknown-stage deals take their children with them now
     assert planted["stage_history"]["excluded"]["parent_excluded"] > 0
     assert planted["line_items"]["excluded"]["parent_excluded"] > 0
+
+
+def test_messy_validate_gives_the_planted_counts(messy, messy_report):
+    # planted.json, itself checked above against the plain-pandas recount
+    _, planted = messy
+    report = messy_report
+    assert report.usable and report.as_of == AS_OF.date().isoformat()
+    for name in COLUMNS:
+        t = report.tables[name]
+        assert t.rows_read == planted["rows"][name], name
+        assert excluded(report, name) == {k: v for k, v in planted[name]["excluded"].items() if v}
+        assert flagged(report, name) == {k: v for k, v in planted[name]["flagged"].items() if v}
+    assert_invariant(report)  # rows read = rows used + rows excluded, per table
+    assert_populations_add_up(report)  # counted + left out = rows used, per KPI
+
+
+def _nonzero(counts: dict[str, pd.Series]) -> dict[str, int]:
+    return {reason: int(rows.sum()) for reason, rows in counts.items() if rows.sum()}
+
+
+def test_messy_populations_match_pandas(messy, messy_report):
+    # which used deals three KPIs count, recounted on the CSV text (docs/metrics.md)
+    frames, _ = messy
+    _, _, used = _recount(frames)
+    d = _messy_opportunities(frames["opportunities"])[used]
+    won, is_open = d["status"] == "won", d["status"] == "open"
+    closed = ~is_open
+    has_amount, has_created = d["amount"].notna(), d["created"].notna()
+    pops = populations(messy_report)
+    assert pops["bookings and ASP"] == (
+        int((won & has_amount).sum()),
+        _nonzero({"not won": ~won, "won without an amount": won & ~has_amount}),
+    )
+    assert pops["open pipeline and velocity"] == (
+        int((is_open & has_amount).sum()),
+        _nonzero({"closed": closed, "open without an amount": is_open & ~has_amount}),
+    )
+    before = closed & (d["close"] < d["created"])
+    no_close = closed & d["close"].isna()
+    assert pops["time to close"] == (
+        int((has_created & ~no_close & ~before).sum()),
+        _nonzero(
+            {
+                "no created date": ~has_created,
+                "closed without a close date": has_created & no_close,
+                "closed before its created date": has_created & before,
+            }
+        ),
+    )
+    # by hand from data/samples/README.md: the 15 + 25 deals with a blank or bad created
+    # date, and the 15 planted closed-before-created deals
+    assert pops["time to close"][1] == {
+        "no created date": 15 + 25,
+        "closed before its created date": 15,
+    }
+
+
+def test_messy_column_counts_match_pandas(messy, messy_report):
+    # per column, among the rows READ: empty values, and values present that do not parse
+    frames, _ = messy
+    for name, frame in frames.items():
+        kinds = {c.name: c.kind for c in TABLES[name] if c.name in frame}
+        expected = {
+            column: (int(_blank(frame[column]).sum()), int(_unparseable(frame[column], kind).sum()))
+            for column, kind in kinds.items()
+        }
+        got = {c: (n.blank, n.unparseable) for c, n in messy_report.tables[name].columns.items()}
+        assert got == expected, name
+    # by hand from data/samples/README.md
+    opportunities = messy_report.tables["opportunities"].columns
+    assert (opportunities["amount"].blank, opportunities["amount"].unparseable) == (15, 20)
+    created = opportunities["created_date"]
+    assert (created.blank, created.unparseable) == (15, 25)
+    assert opportunities["is_closed"].blank == 12  # the unknown stages
+    assert messy_report.tables["accounts"].columns["account_id"].blank == 3
 
 
 def test_messy_rows_have_one_problem_each(messy):
@@ -578,7 +748,7 @@ def test_messy_dates_are_iso_except_the_planted_ones(messy):
         opps["created_date"].str.fullmatch(r"\d{4}-\d\d-\d\d") & _date(opps["created_date"]).notna()
     )
     bad = (~iso & ~_blank(opps["created_date"])).sum()
-    assert bad == planted["opportunities"]["excluded"]["unparseable_date"]
+    assert bad == planted["opportunities"]["flagged"]["unparseable_date"]
     assert _date(opps["close_date"]).notna().all()
     entered = frames["stage_history"]["entered_at"]
     assert entered.str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").all()
@@ -598,7 +768,7 @@ def test_messy_frames_are_deterministic():
     second = generate_sample(2_000, seed=9, messy=True)
     for name in first:
         pd.testing.assert_frame_equal(first[name], second[name])
-    assert first["opportunities"].attrs["planted"]["excluded"]["negative_amount"] == 10
+    assert first["opportunities"].attrs["planted"]["flagged"]["negative_amount"] == 10
 
 
 def test_committed_samples_match_the_generator():

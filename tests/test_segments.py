@@ -66,8 +66,9 @@ def test_segment_table_by_hand(tiny_segments):
     # S(10) = 3/4, S(20) = 3/4 x 2/3 = 1/2 -> median where S first reaches 0.5, at day 20;
     # the curve stays at 1/2 until day 30, so the midpoint convention gives (20 + 30) / 2 = 25
     assert a.km_median_days_to_close == pytest.approx(25)
-    # portfolio discount: 1 - (100 + 300 + 50 + 200) / (125 + 300 + 50 + 200) = 1 - 650/675
-    assert a.portfolio_discount == pytest.approx(1 - 650 / 675)
+    # portfolio discount, on the won deals (the price realized): 1 - (100 + 300) / (125 + 300);
+    # the lost and the open deal are quotes, not prices realized
+    assert a.portfolio_discount == pytest.approx(1 - 400 / 425)
     # velocity: 1 open x 2/3 x 200 / 25 days
     assert a.velocity == pytest.approx(1 * (2 / 3) * 200 / 25)
     assert bool(a.small_n)  # 3 closed deals: too few to say
@@ -182,8 +183,10 @@ def test_kpis_command_prints_every_required_column(sample_dirs):
     assert result.exit_code == 0, result.output
     table = pd.read_csv(io.StringIO(result.output), keep_default_na=False)  # region "NA"
     assert set(REQUIRED) <= set(table.columns)
-    assert sorted(table["region"]) == ["APAC", "EMEA", "LATAM", "NA"]
-    assert table["opportunities"].sum() == 20_000
+    # the four regions, then the overall row
+    assert table["region"].tolist()[-1] == "(total)"
+    assert sorted(table["region"][:-1]) == ["APAC", "EMEA", "LATAM", "NA"]
+    assert table["opportunities"][:-1].sum() == table["opportunities"].iloc[-1] == 20_000
     shown = runner.invoke(app, ["kpis", "--data", folder, "--by", "size_band"])
     assert shown.exit_code == 0 and "Enterprise" in shown.output and "win rate" in shown.output
     as_json = runner.invoke(app, ["kpis", "--data", folder, "--format", "json"])

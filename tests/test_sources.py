@@ -17,8 +17,12 @@ from _helpers import (
     SMALL_EXPECTED,
     as_date,
     assert_invariant,
+    assert_populations_add_up,
+    column_counts,
     excluded,
     flagged,
+    populations,
+    rows_by_id,
     small_frames,
     status_summary,
     to_pandas,
@@ -131,6 +135,7 @@ def test_every_source_gives_the_same_numbers(kind, tmp_path):
     report = data.report
     assert report.usable
     assert_invariant(report)
+    assert_populations_add_up(report)
 
     counts, amounts = status_summary(data)
     assert counts == SMALL_EXPECTED["status_count"]
@@ -138,8 +143,17 @@ def test_every_source_gives_the_same_numbers(kind, tmp_path):
     assert data.as_of == SMALL_EXPECTED["as_of"]
     assert excluded(report, "opportunities") == SMALL_EXPECTED["opportunities_excluded"]
 
-    used_ids = set(to_pandas(data.opportunities)["opportunity_id"].astype(str))
-    assert used_ids == {"O-1", "O-2", "O-3", "O-4", "O-5", "O-6", "O-7"}
+    rows = rows_by_id(data.opportunities)
+    assert set(rows) == SMALL_EXPECTED["used_ids"]
+    # O-8 has no amount: kept, open, with an empty amount (not 0)
+    assert rows["O-8"]["status"] == "open" and pd.isna(rows["O-8"]["amount"])
+    # which deals each KPI counts does not depend on the source either
+    assert populations(report) == SMALL_EXPECTED["populations"]
+    opportunity_columns = {
+        key: n for key, n in column_counts(report).items() if key[0] == "opportunities"
+    }
+    assert opportunity_columns == SMALL_EXPECTED["columns"]
+    assert report.view_warnings == []  # every view has deals to count
 
     if not full:
         # only opportunities: no other table, so no unmatched-key flags either
@@ -153,7 +167,10 @@ def test_every_source_gives_the_same_numbers(kind, tmp_path):
     assert set(data.tables) == set(ALL_TABLES)
     for name in ALL_TABLES:
         assert data.has(name)
+        assert report.tables[name].rows_read == SMALL_EXPECTED["rows_read"][name], name
         assert report.tables[name].rows_used == SMALL_EXPECTED["rows_used"][name], name
+    # no empty or unparseable value outside the opportunities table
+    assert {key[0] for key in column_counts(report)} == {"opportunities"}
     assert flagged(report, "opportunities") == SMALL_EXPECTED["opportunities_flagged"]
     assert excluded(report, "line_items") == SMALL_EXPECTED["line_items_excluded"]
     items = to_pandas(data.line_items)

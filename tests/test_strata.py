@@ -135,7 +135,7 @@ def test_stratify_other_measures(five):
     asp = stratify(five, measure="asp")
     assert asp["entity"].tolist() == ["R1", "R3", "R2", "R4", "R5"]
     assert asp["value"].tolist()[:4] == [125, 125, 120, 120]
-    assert pd.isna(asp["tier"].iloc[4]) and asp["note"].iloc[4] == "no won deals"
+    assert pd.isna(asp["tier"].iloc[4]) and asp["note"].iloc[4] == "no won deal with an amount"
     # discount = 1 - Σamount/Σlist: R1 1 - 500/625 = 0.2, everyone else 0
     disc = stratify(five, measure="discount")
     assert disc["entity"].iloc[0] == "R1" and disc["value"].iloc[0] == approx(0.2)
@@ -256,11 +256,14 @@ def test_compare_cycle_by_hand(five):
 
 def test_compare_discount_asp_by_hand(five):
     d = compare_strata(five, outcome="discount").table
-    # Q1: R1 net 500 / list 625, R2 net 460 / list 460 -> 1 - 960/1085 = 125/1085 = 0.1152
-    assert d["portfolio_discount"].iloc[0] == approx(125 / 1085)
-    assert d["portfolio_discount"].iloc[1:].tolist() == approx([0, 0, 0])
+    # on the won deals (the price realized): Q1: R1 net 500 / list 625, R2 won 360 / list 360
+    # (its lost deal is a quote) -> 1 - 860/985 = 125/985 = 0.1269
+    assert d["portfolio_discount"].iloc[0] == approx(125 / 985)
+    # Q2 (R3) and Q3 (R4) sold at list: 0; Q4 (R5) won nothing: no discount realized
+    assert d["portfolio_discount"].iloc[1:3].tolist() == approx([0, 0])
+    assert np.isnan(d["portfolio_discount"].iloc[3])
     lo, hi = d["portfolio_discount_low"].iloc[0], d["portfolio_discount_high"].iloc[0]
-    assert lo < 125 / 1085 < hi
+    assert lo < 125 / 985 < hi
     a = compare_strata(five, outcome="asp")
     # ASP Q1 = (500 + 360) / 7 = 122.857; Q2 = 250 / 2 = 125; Q3 = 120 / 1
     q1, q2 = [50, 100, 150, 200, 100, 120, 140], [100, 150]

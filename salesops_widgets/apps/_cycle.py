@@ -280,17 +280,20 @@ class SalesCycleAcceleration(Dashboard):
     def _apply_cycle(self, frames: _Cycle) -> None:
         dim, currency = frames.dimension, self.data.base_currency
         self.cards.cards = cards_from_kpis(
-            frames.overall, frames.previous, CARDS, currency=currency
+            frames.overall, frames.previous, CARDS, currency=currency, report=self.data.report
         )
         self.box.chart = plot.box_chart(frames.quantiles, dim)
         self.distribution_table.data = show._distribution_display(frames.quantiles, dim)
         self.km.chart = plot.km_chart(frames.curves, dim)
-        self.km_note.value = show._paragraph(show._gap_sentence(frames.ttc, dim))
+        notes = [show._gap_sentence(frames.ttc, dim)]
+        notes += self.data.report.warnings_for("km_median_days_to_close")
+        self.km_note.value = "".join(show._paragraph(n[:1].upper() + n[1:]) for n in notes)
         self.km_table.data = show._ttc_display(frames.ttc, dim)
         self.cif.chart = plot.cif_chart(frames.cif_curves, dim)
         self.cif_table.data = show._cif_display(frames.cif, dim)
         self.aging.chart = plot.aging_chart(frames.aging, dim)
-        self.velocity_chart.chart = plot.velocity_chart(frames.levers, dim, currency)
+        why = self.data.report.warnings_for("velocity")
+        self.velocity_chart.chart = plot.velocity_chart(frames.levers, dim, currency, why)
         self.levers_chart.chart = plot.levers_chart(frames.levers, dim)
         self.levers_table.data = show._levers_display(frames.levers, dim)
 
@@ -347,7 +350,10 @@ class SalesCycleAcceleration(Dashboard):
 
     def _apply_what_if(self, what_if: pd.DataFrame) -> None:
         start, end = self.next_quarter()
-        self.what_if_note.value = show._what_if_html(what_if, start, end, self.data.base_currency)
+        why = self.data.report.warnings_for("velocity")
+        self.what_if_note.value = show._what_if_html(
+            what_if, start, end, self.data.base_currency, why
+        )
         self.what_if_table.data = show._what_if_display(what_if, self.dimension)
 
     # ------------------------------------------------------------------------------ clicks

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 LEVERS = {
-    "open_ratio": "Open deals",
+    "open_with_amount_ratio": "Open deals (with an amount)",
     "win_rate_ratio": "Win rate",
     "asp_ratio": "ASP",
     "km_median_days_to_close_ratio": "Speed",
@@ -39,6 +39,8 @@ LEVERS = {
 def _compact_axis(chart: Any) -> Any:
     """Amounts on the x axis as "300M" or "400k", not "300,000,000": the full numbers of a
     money axis run into each other in a static SVG (measured with vl-convert's fonts)."""
+    if not isinstance(chart, alt.LayerChart):  # an empty chart: a sentence, no axis
+        return chart
     for layer in chart.layer:
         x = layer.encoding.x if layer.encoding is not alt.Undefined else alt.Undefined
         if x is not alt.Undefined and x.axis is not alt.Undefined:
@@ -165,7 +167,10 @@ def flow_chart(flow: pd.DataFrame, start: Any, end: Any, currency: str | None) -
     return _compact_axis(chart)
 
 
-def velocity_chart(levers: pd.DataFrame, dim: str, currency: str | None) -> Any:
+def velocity_chart(
+    levers: pd.DataFrame, dim: str, currency: str | None, why: Sequence[str] = ()
+) -> Any:
+    """Velocity per segment; without a value, why it cannot be computed on this data."""
     chart = charts.kpi_bars(
         levers,
         category=dim,
@@ -178,6 +183,7 @@ def velocity_chart(levers: pd.DataFrame, dim: str, currency: str | None) -> Any:
         category_title=dimension_label(dim),
         value_title=CATALOGUE["velocity"].label,
         title=f"Sales velocity by {_segments(dim)}",
+        **({"empty_message": why[0][:1].upper() + why[0][1:]} if why else {}),
     )
     return _compact_axis(chart)
 

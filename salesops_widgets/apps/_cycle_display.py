@@ -5,7 +5,7 @@ only arithmetic is presentation (a gap between two shown medians, a sign for out
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ MOVEMENTS = {
 }
 # the ratio columns of velocity_levers, as named in the levers table
 _LEVER_RATIOS = {
-    "open_ratio": "open_deals_ratio",
+    "open_with_amount_ratio": "open_deals_ratio",
     "win_rate_ratio": "win_rate_ratio",
     "asp_ratio": "asp_ratio",
     "km_median_days_to_close_ratio": "speed_ratio",
@@ -440,25 +440,41 @@ def _what_if_display(what_if: pd.DataFrame, dim: str) -> pd.DataFrame:
     return what_if[columns]
 
 
-def _what_if_html(what_if: pd.DataFrame, start: Any, end: Any, currency: str | None) -> str:
-    row = what_if.iloc[0]
+def _what_if_headline(
+    row: pd.Series, start: Any, end: Any, currency: str | None, why: Sequence[str]
+) -> str:
+    """The what-if in one sentence; when velocity cannot be computed or is 0, why, in words."""
 
     def money(value: Any) -> str:
         return format_value(value, "money", currency=currency, compact=True)
 
-    days = (end - start).days + 1
     if pd.isna(row["velocity"]) or pd.isna(row["velocity_what_if"]):
-        headline = (
-            "Velocity is not defined for this selection (no won deal, or fewer than half of "
-            "the deals closed), so there is nothing to project."
+        reason = (
+            why[0]
+            if why
+            else (
+                "no won deal, no open deal with an amount, or fewer than half of the deals closed"
+            )
         )
-    else:
-        change = row["velocity_change"] / row["velocity"] if row["velocity"] else np.nan
-        headline = (
-            f"Velocity goes from {money(row['velocity'])} to {money(row['velocity_what_if'])} a "
-            f"day ({change:+.0%}): about {money(row['extra_bookings'])} more bookings over the "
-            f"next quarter ({start} to {end}, {days} days)."
+        return f"Velocity cannot be computed for this selection ({reason}): nothing to project."
+    if not row["velocity"]:
+        return (
+            "This selection has no open pipeline with an amount, so velocity is 0 a day and "
+            "speeding it up adds nothing."
         )
+    change = row["velocity_change"] / row["velocity"]
+    days = (end - start).days + 1
+    return (
+        f"Velocity goes from {money(row['velocity'])} to {money(row['velocity_what_if'])} a "
+        f"day ({change:+.0%}): about {money(row['extra_bookings'])} more bookings over the "
+        f"next quarter ({start} to {end}, {days} days)."
+    )
+
+
+def _what_if_html(
+    what_if: pd.DataFrame, start: Any, end: Any, currency: str | None, why: Sequence[str] = ()
+) -> str:
+    headline = _what_if_headline(what_if.iloc[0], start, end, currency, why)
     assumptions = [
         *what_if.attrs.get("assumptions", []),
         "the open deals, win rate, ASP and days to close are those of the deals the filters select",

@@ -289,8 +289,12 @@ def _cards(
 ) -> list[dict[str, Any]]:
     overall, spread, waterfall = frames.overall, frames.spread, frames.waterfall
     cards = []
-    if _missing(overall) or overall.empty:
-        note = f"needs {_needs(overall)}" if _missing(overall) else "no won deal with a list price"
+    if _missing(overall) or overall.empty or not overall["deals_with_list"].iloc[0]:
+        note = (
+            f"needs {_needs(overall)}"
+            if _missing(overall)
+            else "no won deal has both a list price and an amount above 0"
+        )
         cards.append({"label": "Discount given (dollar-weighted)", "value": None, "note": note})
     else:
         row = overall.iloc[0]
@@ -300,8 +304,8 @@ def _cards(
                 "value": row["portfolio_discount"],
                 "kind": "percent",
                 "better": "lower",
-                "note": f"{int(row['deals_with_list']):,} won deals; a plain mean of "
-                f"per-deal % says {row['mean_deal_discount']:.1%}",
+                "note": f"of {int(row['deals_with_list']):,} won deals with a list price and an "
+                f"amount above 0; a plain mean of per-deal % says {row['mean_deal_discount']:.1%}",
             }
         )
     given = None

@@ -192,7 +192,12 @@ class SegmentationExplorer(Dashboard):
         return _Segments(segments, by_first, overall, previous, cross)
 
     def _apply_table(self, frames: _Segments) -> None:
-        cards = cards_from_kpis(frames.overall, frames.previous, currency=self.data.base_currency)
+        cards = cards_from_kpis(
+            frames.overall,
+            frames.previous,
+            currency=self.data.base_currency,
+            report=self.data.report,
+        )
         with self.cards.hold_sync(), self.table.hold_sync():
             self.cards.cards = cards
             self.table.data = frames.segments[[*self._by(), *TABLE_COLUMNS]]
@@ -200,7 +205,8 @@ class SegmentationExplorer(Dashboard):
     def _apply_charts(self) -> None:
         frame, currency = self._frames["table"].by_first, self.data.base_currency
         for kpi in self.kpis:
-            chart = kpi_chart(frame, KPIS[kpi], self.dimension, currency)
+            why = self.data.report.warnings_for(kpi)
+            chart = kpi_chart(frame, KPIS[kpi], self.dimension, currency, why)
             if kpi in self._views:
                 self._views[kpi].chart = chart
             else:

@@ -4,6 +4,7 @@ KPI is named and formatted by the KPI catalogue."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -40,8 +41,11 @@ TABLE_COLUMNS = (
 )
 
 
-def kpi_chart(frame: pd.DataFrame, kpi: KPI, dim: str, currency: str | None) -> Any:
-    """Bars of one KPI per segment of ``dim``, with its interval and "too few to say"."""
+def kpi_chart(
+    frame: pd.DataFrame, kpi: KPI, dim: str, currency: str | None, why: Sequence[str] = ()
+) -> Any:
+    """Bars of one KPI per segment of ``dim``, with its interval and "too few to say";
+    without a value, the reason it cannot be computed on this data (``why``), in words."""
     return charts.kpi_bars(
         frame,
         category=dim,
@@ -54,6 +58,7 @@ def kpi_chart(frame: pd.DataFrame, kpi: KPI, dim: str, currency: str | None) -> 
         n="closed",
         value_title=kpi.label,
         title=f"{kpi.title} by {dimension_label(dim)}",
+        **({"empty_message": why[0][:1].upper() + why[0][1:]} if why else {}),
     )
 
 

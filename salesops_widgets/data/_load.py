@@ -25,10 +25,12 @@ from ..errors import (
     NoUsableDataError,
     SchemaError,
 )
+from ._lookups import apply_lookups, fill_report
 from ._mapping import Mapping, TableMapping, norm_label, resolve_mapping
-from ._parse import blank, parse_bool, parse_date, parse_number, parse_text
-from ._quality import MetricExclusion, QualityReport, TableReport
-from ._schema import EXCLUDE_RULES, KEYS, SIZE_BANDS, TABLES, Column
+from ._populations import outcomes, population_counts, starved_warnings
+from ._quality import ColumnCounts, MetricExclusion, QualityReport, TableReport
+from ._rules import ALWAYS, Annotated, annotate, derive, exclusions
+from ._schema import EXCLUDE_RULES, KEYS, TABLES
 from ._sources import Source, _csv_problem, open_source
 
 __all__ = ["SalesData", "load", "validate"]
@@ -42,25 +44,11 @@ LOAD_ORDER = (
     "stage_history",
     "line_items",
 )
-_FORMULA = r"^[=+\-@]"
-_CHILD_MONEY = {
-    "stage_history": ("amount",),
-    "line_items": (
-        "list_price",
-        "invoice_price",
-        "rebate",
-        "freight",
-        "payment_terms_cost",
-        "unit_cost",
-    ),
-}
 _UNMATCHED = {
     "unmatched_account": ("account_id", "accounts"),
     "unmatched_owner": ("owner_id", "reps"),
     "unmatched_product": ("product_id", "products"),
 }
-
-
 _MISSING = object()
 
 
@@ -162,10 +150,6 @@ def _parse_as_of(as_of: Any) -> _dt.date | None:
     return date_parameter(as_of, "as_of", hint=hint)
 
 
-def _norm_expr(value: ibis.StringValue) -> ibis.StringValue:
-    return value.lower().re_replace(r"\s+", " ").strip()
-
-
 def _resolve_columns(raw: ibis.Table, tmap: TableMapping) -> dict[str, str]:
     """canonical name -> raw column name, matching case- and space-insensitively."""
     by_norm: dict[str, str] = {}
@@ -201,326 +185,6 @@ def _schema_error(
     )
 
 
-def _apply_lookups(
-    raw: ibis.Table, tmap: TableMapping, ctx: _Context, label: str, notes: list[str]
-) -> tuple[ibis.Table, dict[str, str]]:
-    """Join looked-up columns onto the raw table; returns it and canonical -> joined column."""
-    filled: dict[str, str] = {}
-    for i, lk in enumerate(tmap.lookups):
-        where = f"{ctx.mapping.key(tmap.table, 'lookups')}[{i}]"
-        name = ctx.source.find(lk.source)
-        if name is None:
-            if lk.optional:
-                notes.append(f"lookup {where}: source {list(lk.source)} not found; skipped")
-                continue
-            raise DataSourceError(
-                f"{ctx.source.label}: lookup {where} needs source {list(lk.source)}, which is not "
-                f"there (available: {', '.join(ctx.source.available()) or 'nothing'}). Add the "
-                f"file/sheet/table or fix {where}.source."
-            )
-        lraw = ctx.source.read(name)
-        raw_cols = {norm_label(c): c for c in raw.columns}
-        l_cols = {norm_label(c): c for c in lraw.table.columns}
-        for what, cols, col, lab in (
-            ("key", raw_cols, lk.key, label),
-            ("lookup_key", l_cols, lk.lookup_key, lraw.label),
-            ("value", l_cols, lk.value, lraw.label),
-        ):
-            if norm_label(col) not in cols:
-                raise SchemaError(
-                    f"{lab}: lookup {where}.{what} names column {col!r}, which is not there. "
-                    f"Columns found: {', '.join(map(repr, list(cols.values())[:25]))}."
-                )
-        lt = lraw.table
-        lkey = lt[l_cols[norm_label(lk.lookup_key)]].cast("string").strip()
-        right = (
-            lt.mutate(_k=lkey, _v=lt[l_cols[norm_label(lk.value)]])
-            .group_by("_k")
-            .aggregate(_v=lambda t: t._v.arbitrary())
-            .rename({f"_lk{i}_key": "_k", f"_lk{i}_value": "_v"})
-        )
-        key_expr = raw[raw_cols[norm_label(lk.key)]].cast("string").strip()
-        raw = raw.left_join(right, key_expr == right[f"_lk{i}_key"]).drop(f"_lk{i}_key")
-        filled[lk.column] = f"_lk{i}_value"
-        missed = raw.filter(raw[f"_lk{i}_value"].isnull()).count().execute()
-        if missed:
-            notes.append(f"lookup {lk.column} from {lraw.label}: {missed:,} rows found no match")
-    return raw, filled
-
-
-def _parse_columns(
-    raw: ibis.Table, found: dict[str, str], tmap: TableMapping, mapping: Mapping
-) -> tuple[dict, dict, dict]:
-    """Parsed values, parse-failure flags and blank flags for each present canonical column."""
-    values, fails, blanks = {}, {}, {}
-    for col in TABLES[tmap.table]:
-        if col.name not in found:
-            continue
-        rc = raw[found[col.name]]
-        blanks[col.name] = blank(rc)
-        formats = tmap.date_formats.get(col.name, ()) + mapping.date_formats
-        if col.kind in ("id", "text"):
-            v, f = parse_text(rc)
-            vmap = tmap.values.get(col.name)
-            if vmap:
-                v = _norm_expr(v).substitute({norm_label(k): x for k, x in vmap.items()}, else_=v)
-        elif col.kind == "number":
-            v, f = parse_number(rc, decimal_comma=mapping.decimal_comma)
-        elif col.kind == "date":
-            v, f = parse_date(rc, formats)
-        elif col.kind == "timestamp":
-            v, f = parse_date(rc, formats, timestamp=True)
-        else:
-            v, f = parse_bool(rc)
-        values[col.name], fails[col.name] = v, f
-    return values, fails, blanks
-
-
-def _any(exprs: list[ibis.BooleanValue]) -> ibis.BooleanValue:
-    out = ibis.literal(False)
-    for e in exprs:
-        out = out | e.fill_null(False)
-    return out
-
-
-def _first_true(pairs: list[tuple[ibis.BooleanValue, Any]], else_: Any) -> Any:
-    if not pairs:
-        return else_
-    return ibis.cases(*[(c.fill_null(False), v) for c, v in pairs], else_=else_)
-
-
-def _status(values: dict, blanks: dict, tmap: TableMapping) -> tuple[Any, Any]:
-    """(status expression, "no status field filled" flag) for opportunities."""
-    nul = ibis.null("string")
-    stage_status = nul
-    if "stage" in values and tmap.stages:
-        stage_status = _norm_expr(values["stage"]).substitute(tmap.stages, else_=nul)
-    flag_status = nul
-    if "is_closed" in values:
-        closed, won = values["is_closed"], values.get("is_won", ibis.null("boolean"))
-        flag_status = ibis.cases(
-            (won.fill_null(False), "won"),
-            (closed.isnull(), nul),
-            (closed, "lost"),
-            else_="open",
-        )
-    elif "is_won" in values:
-        flag_status = ibis.ifelse(values["is_won"].fill_null(False), "won", nul)
-    status = ibis.coalesce(flag_status, stage_status)
-    empty = ibis.literal(True)
-    for c in ("is_closed", "stage"):
-        if c in blanks:
-            empty = empty & blanks[c]
-    return status, empty
-
-
-def _currency(ctx: _Context, raw_parsed: ibis.Table) -> ibis.Table:
-    """Convert amounts to the base currency; adds _rate (NULL when no rate applies)."""
-    t = raw_parsed
-    if "currency" not in t.columns:
-        return t.mutate(_rate=ibis.literal(1.0), _cur_other=ibis.literal(False))
-    t = t.mutate(currency=t.currency.upper())
-    if ctx.base_currency is None:
-        top = (
-            t.filter(t.currency.notnull())
-            .group_by("currency")
-            .aggregate(n=lambda x: x.count())
-            .order_by([ibis.desc("n"), "currency"])
-            .limit(1)
-            .execute()
-        )
-        ctx.base_currency = str(top["currency"].iloc[0]) if len(top) else None
-    base = ctx.base_currency
-    other = t.currency.notnull() & (t.currency != base) if base else ibis.literal(False)
-    t = t.mutate(_cur_other=other)
-    rates = ctx.annotated.get("currency_rates")
-    if rates is not None:
-        r = rates.filter(rates._excluded.isnull() & (rates.rate > 0)).select(
-            _rc=rates.currency.upper(), _rr=rates.rate
-        )
-        t = t.left_join(r, t.currency == r._rc).drop("_rc")
-        t = t.mutate(_rate=ibis.ifelse(t._cur_other, t._rr, 1.0)).drop("_rr")
-    else:
-        t = t.mutate(_rate=ibis.ifelse(t._cur_other, ibis.null("float64"), 1.0))
-    conv = {c: t[c] / t._rate for c in ("amount", "list_amount") if c in t.columns}
-    return t.mutate(**conv)
-
-
-# A rule: (condition column, rule name, example builder: final table -> text expression)
-_Rule = tuple[str, str, Any]
-
-
-def _annotate(
-    table: str, raw: ibis.Table, found: dict[str, str], tmap: TableMapping, ctx: _Context
-) -> tuple[ibis.Table, list[str], list[_Rule]]:
-    """Parsed canonical columns, flag helpers, and one boolean column per row-level rule."""
-    values, fails, blanks = _parse_columns(raw, found, tmap, ctx.mapping)
-    cols: list[Column] = [c for c in TABLES[table] if c.name in values]
-    checks: list[tuple[Any, str, Any]] = []  # (condition, rule, example builder)
-    raw_text: dict[str, Any] = {}  # raw text kept only to show examples of failures
-
-    def raw_example(name: str) -> Any:
-        raw_text[f"_raw_{name}"] = raw[found[name]].cast("string")
-        return lambda t: t[f"_raw_{name}"]
-
-    for c in cols:
-        if c.required:
-            checks.append((blanks[c.name], "missing_required", _lit(f"{c.name} empty")))
-    extra: dict[str, Any] = {}
-    if table == "opportunities":
-        status, empty = _status(values, blanks, tmap)
-        checks.append((empty, "missing_required", _lit("stage and is_closed empty")))
-        stage_ex = raw_example("stage") if "stage" in found else _lit("no status")
-        checks.append((status.isnull(), "unknown_stage", stage_ex))
-        extra["status"] = status
-    parsed_text = [
-        c
-        for c in cols
-        if c.required
-        and c.kind in ("number", "date", "timestamp")
-        and raw[found[c.name]].type().is_string()
-    ]
-    for c in parsed_text:
-        rule = "unparseable_number" if c.kind == "number" else "unparseable_date"
-        checks.append((fails[c.name], rule, raw_example(c.name)))
-    helper: dict[str, Any] = {}
-    for kind, kinds in (("number", ("number", "bool")), ("date", ("date", "timestamp"))):
-        bucket = [c for c in cols if not c.required and c.kind in kinds]
-        helper[f"_bad_{kind}"] = _any([fails[c.name] for c in bucket])
-        helper[f"_bad_{kind}_ex"] = _first_true(
-            [(fails[c.name], raw[found[c.name]].cast("string")) for c in bucket],
-            ibis.null("string"),
-        )
-    formula = [
-        (
-            values[c.name].re_search(_FORMULA),
-            values[c.name],
-        )
-        for c in cols
-        if c.kind in ("id", "text")
-    ]
-    helper["_formula"] = _any([f for f, _ in formula])
-    helper["_formula_ex"] = _first_true(formula, ibis.null("string"))
-    conds = {f"_c{i}": cond.fill_null(False) for i, (cond, _, _) in enumerate(checks)}
-    rules = [(f"_c{i}", rule, ex) for i, (_, rule, ex) in enumerate(checks)]
-    t = raw.select(**values, **extra, **helper, **raw_text, **conds)
-    return t, [c.name for c in cols] + list(extra), rules
-
-
-def _lit(text: str) -> Any:
-    return lambda t: ibis.literal(text)
-
-
-def _add_rule(t: ibis.Table, rules: list[_Rule], cond: Any, rule: str, example: Any) -> ibis.Table:
-    """Add one derived rule as a boolean column; ``example`` builds its text from the table."""
-    col = f"_c{len(rules)}"
-    rules.append((col, rule, example))
-    return t.mutate(**{col: cond.fill_null(False)})
-
-
-def _derive(
-    table: str, t: ibis.Table, names: list[str], rules: list[_Rule], ctx: _Context
-) -> tuple[ibis.Table, list[str]]:
-    """Table-specific derived columns and the rules that need them."""
-    if table == "opportunities":
-        t = _currency(ctx, t)
-        if "probability" in t.columns:
-            scale = ibis.ifelse(t.probability.max().over() > 1, 100.0, 1.0)
-            t = t.mutate(probability=t.probability / scale)
-        t = t.mutate(is_closed=t.status != "open", is_won=t.status == "won")
-        names = [*names, *(c for c in ("is_closed", "is_won") if c not in names)]
-        cur = (lambda x: x.currency) if "currency" in t.columns else _lit("")
-        t = _add_rule(t, rules, t._rate.isnull(), "currency_without_rate", cur)
-        t = _add_rule(t, rules, t.amount < 0, "negative_amount", lambda x: x.amount)
-        if "close_date" in t.columns:
-            t = _add_rule(
-                t,
-                rules,
-                t.close_date < t.created_date,
-                "close_before_created",
-                lambda x: x.created_date.cast("string") + " > " + x.close_date.cast("string"),
-            )
-    if table == "line_items":
-        neg = (t.quantity < 0) | (t.list_price < 0) | (t.invoice_price < 0)
-        t = _add_rule(
-            t,
-            rules,
-            neg,
-            "negative_amount",
-            lambda x: x.quantity.cast("string") + " x " + x.invoice_price.cast("string"),
-        )
-        if "discount_percent" in t.columns:
-            # folded into invoice_price here, and dropped so that nothing applies it twice
-            t = t.mutate(
-                invoice_price=t.invoice_price * (1 - t.discount_percent.fill_null(0) / 100)
-            )
-            names = [n for n in names if n != "discount_percent"]
-    if table == "accounts" and "employee_count" in t.columns:
-        t = _size_band(t)
-        names = [*names, *(["size_band"] if "size_band" not in names else [])]
-    if table in ("stage_history", "line_items") and "opportunities" in ctx.annotated:
-        opp = ctx.annotated["opportunities"]
-        parents = opp.group_by(_pid="opportunity_id").aggregate(
-            _parent_ok=opp._excluded.isnull().any(),
-            _parent_rate=opp._rate.max(where=opp._excluded.isnull()),
-        )
-        t = t.left_join(parents, t.opportunity_id == parents._pid).drop("_pid")
-        # child amounts are in their opportunity's currency: convert them the same way
-        money = _CHILD_MONEY[table]
-        t = t.mutate(**{c: t[c] / t._parent_rate.fill_null(1.0) for c in money if c in t.columns})
-        t = _add_rule(
-            t,
-            rules,
-            t._parent_ok.notnull() & ~t._parent_ok,
-            "parent_excluded",
-            lambda x: x.opportunity_id,
-        )
-        t = _add_rule(
-            t, rules, t._parent_ok.isnull(), "unmatched_opportunity", lambda x: x.opportunity_id
-        )
-    return t, names
-
-
-def _exclusions(table: str, t: ibis.Table, names: list[str], rules: list[_Rule]) -> ibis.Table:
-    """_excluded = the first failing rule in EXCLUDE_RULES order; then repeated keys.
-
-    Among valid rows sharing a key, one is kept: the first by the table's leading canonical
-    columns (for opportunities: earliest created_date, then smallest amount), so the choice
-    does not depend on file order.
-    """
-    order = {r: i for i, r in enumerate(EXCLUDE_RULES)}
-    ranked = sorted(rules, key=lambda r: order[r[1]])
-    excluded = _first_true([(t[c], rule) for c, rule, _ in ranked], ibis.null("string"))
-    example = _first_true(
-        [(t[c], ex(t).cast("string")) for c, _, ex in ranked], ibis.null("string")
-    )
-    meta = [c for c in t.columns if c.startswith(("_bad", "_formula", "_cur_other", "_rate"))]
-    t = t.select(*names, *meta, _excluded=excluded, _example=example)
-    key = KEYS[table]
-    if key is not None and key in t.columns:
-        ok = t._excluded.isnull()
-        w = ibis.window(group_by=[t[key], ok], order_by=[t[c] for c in names[:6]])
-        t = t.mutate(_dup=ok & (ibis.row_number().over(w) > 0))
-        t = t.select(
-            *names,
-            *meta,
-            _excluded=ibis.ifelse(t._dup, "duplicate_id", t._excluded),
-            _example=ibis.ifelse(t._dup, t[key], t._example),
-        )
-    return t
-
-
-def _size_band(t: ibis.Table) -> ibis.Table:
-    e = t.employee_count
-    cases = [(e < upper, label) for upper, label in SIZE_BANDS if upper is not None]
-    derived = ibis.ifelse(
-        e.isnull(), ibis.null("string"), ibis.cases(*cases, else_=SIZE_BANDS[-1][1])
-    )
-    if "size_band" in t.columns:
-        return t.mutate(size_band=ibis.coalesce(t.size_band, derived))
-    return t.mutate(size_band=derived)
-
-
 def _materialize(ctx: _Context, table: str, expr: ibis.Table) -> ibis.Table:
     if not ctx.source.owned:
         return expr
@@ -528,39 +192,101 @@ def _materialize(ctx: _Context, table: str, expr: ibis.Table) -> ibis.Table:
     return ctx.source.con.create_table(f"_annotated_{table}", expr, overwrite=True)
 
 
-def _load_table(table: str, ctx: _Context) -> None:
-    tmap = ctx.mapping.tables[table]
-    source = ctx.source
+def _find_table(table: str, ctx: _Context) -> str | None:
+    tmap, source = ctx.mapping.tables[table], ctx.source
     if source.single:
-        name = source.available()[0] if table == "opportunities" else None
-    else:
-        name = source.find(tmap.source)
-    if name is None:
-        if table == "opportunities":
-            raise DataSourceError(
-                f"{source.label}: no opportunities table found. Looked for "
-                f"{', '.join(map(repr, tmap.source))}; available: "
-                f"{', '.join(source.available()) or 'nothing'}. Name the file/sheet/table in "
-                f"the mapping ({ctx.mapping.origin}) under {ctx.mapping.key(table, 'source')}."
-            )
-        ctx.report.missing_tables.append(table)
-        return
-    rawt = source.read(name)
-    notes: list[str] = []
-    raw, filled = _apply_lookups(rawt.table, tmap, ctx, rawt.label, notes)
-    found = {**_resolve_columns(raw, tmap), **filled}
+        return source.available()[0] if table == "opportunities" else None
+    name = source.find(tmap.source)
+    if name is None and table == "opportunities":
+        raise DataSourceError(
+            f"{source.label}: no opportunities table found. Looked for "
+            f"{', '.join(map(repr, tmap.source))}; available: "
+            f"{', '.join(source.available()) or 'nothing'}. Name the file/sheet/table in "
+            f"the mapping ({ctx.mapping.origin}) under {ctx.mapping.key(table, 'source')}."
+        )
+    return name
+
+
+def _missing_columns(table: str, found: dict[str, str]) -> list[str]:
     required = [c.name for c in TABLES[table] if c.required]
     missing = [c for c in required if c not in found]
     if table == "opportunities" and not ({"is_closed", "is_won"} & set(found) or "stage" in found):
         missing.append("stage")
+    return missing
+
+
+def _absent_notes(table: str, found: dict[str, str]) -> list[str]:
+    """Notes for the columns a table always has but this source lacks (left empty)."""
+    needs = {
+        "amount": "bookings, ASP, pipeline value, velocity and discount need it",
+        "created_date": "time to close, cycle days and created-date periods need it",
+    }
+    return [
+        f"no {c} column: every {table} row is kept without one; {needs[c]}"
+        for c in ALWAYS.get(table, {})
+        if c not in found
+    ]
+
+
+def _most_common_currency(t: ibis.Table) -> str | None:
+    cur = t.currency.upper()
+    top = (
+        t.filter(cur.notnull())
+        .group_by(currency=cur)
+        .aggregate(n=lambda x: x.count())
+        .order_by([ibis.desc("n"), "currency"])
+        .limit(1)
+        .execute()
+    )
+    return str(top["currency"].iloc[0]) if len(top) else None
+
+
+def _annotated(table: str, ctx: _Context, rawt: Any, notes: list[str]) -> tuple[Annotated, list]:
+    """The table parsed, derived and ruled (an expression), and its lookups' reports."""
+    tmap = ctx.mapping.tables[table]
+    column_of = {norm_label(v): k for k, v in _resolve_columns(rawt.table, tmap).items()}
+    raw, filled, lookups = apply_lookups(
+        rawt.table, tmap, ctx.mapping, ctx.source, rawt.label, column_of, notes
+    )
+    found = {**_resolve_columns(raw, tmap), **filled}
+    missing = _missing_columns(table, found)
     if missing:
         raise _schema_error(table, rawt.label, raw, missing, ctx, tmap)
-    t, names, rules = _annotate(table, raw, found, tmap, ctx)
-    t, names = _derive(table, t, names, rules, ctx)
-    annotated = _materialize(ctx, table, _exclusions(table, t, names, rules))
+    notes.extend(_absent_notes(table, found))
+    a = annotate(table, raw, found, tmap, ctx.mapping)
+    if table == "opportunities" and ctx.base_currency is None and "currency" in a.table.columns:
+        ctx.base_currency = _most_common_currency(a.table)
+    derive(table, a, base_currency=ctx.base_currency, annotated=ctx.annotated)
+    return a, lookups
+
+
+def _load_table(table: str, ctx: _Context) -> None:
+    name = _find_table(table, ctx)
+    if name is None:
+        ctx.report.missing_tables.append(table)
+        return
+    rawt = ctx.source.read(name)
+    notes: list[str] = []
+    a, lookups = _annotated(table, ctx, rawt, notes)
+    annotated = _materialize(ctx, table, exclusions(table, a))
     ctx.annotated[table] = annotated
-    ctx.columns[table] = names
+    ctx.columns[table] = a.names
     rep = TableReport(table=table, source=rawt.label, notes=notes)
+    _count_rows(rep, annotated)
+    if rep.rows_read == 0 and table == "opportunities":
+        ctx.report.fatal = (
+            f"{rawt.label}: the opportunities table has a header but no rows. Export it again "
+            f"with its data."
+        )
+    _exclusion_examples(rep, annotated)
+    rep.columns = _column_counts(annotated)
+    rep.lookups = [fill_report(r, i, annotated, known) for i, (r, known) in enumerate(lookups)]
+    rep.notes.extend(r.note() for r in rep.lookups)
+    ctx.report.tables[table] = rep
+
+
+def _count_rows(rep: TableReport, annotated: ibis.Table) -> None:
+    """Rows used, and excluded by rule (in EXCLUDE_RULES order): rows read is their sum."""
     counts = annotated.group_by("_excluded").aggregate(n=lambda x: x.count()).execute()
     for rule, n in zip(counts["_excluded"], counts["n"], strict=True):
         if rule is None or rule != rule:  # None or NaN: used rows
@@ -568,12 +294,10 @@ def _load_table(table: str, ctx: _Context) -> None:
         else:
             rep.excluded[str(rule)] = int(n)
     rep.rows_read = rep.rows_used + rep.rows_excluded
-    if rep.rows_read == 0 and table == "opportunities":
-        ctx.report.fatal = (
-            f"{rawt.label}: the opportunities table has a header but no rows. Export it again "
-            f"with its data."
-        )
     rep.excluded = {r: rep.excluded[r] for r in EXCLUDE_RULES if r in rep.excluded}
+
+
+def _exclusion_examples(rep: TableReport, annotated: ibis.Table) -> None:
     for rule in rep.excluded:
         ex = annotated.filter(annotated._excluded == rule).select("_example").distinct()
         rep.examples[rule] = sorted(str(v) for v in ex.limit(3).execute()["_example"].tolist())
@@ -581,7 +305,21 @@ def _load_table(table: str, ctx: _Context) -> None:
         rep.unmatched["unmatched_opportunity"] = _top_values(
             annotated.filter(annotated._excluded == "unmatched_opportunity"), "_example"
         )
-    ctx.report.tables[table] = rep
+
+
+def _column_counts(annotated: ibis.Table) -> dict[str, ColumnCounts]:
+    """Per canonical column: empty and unparseable values among the rows read (one query)."""
+    t = annotated
+    flags = [c for c in t.columns if c.startswith(("_q_blank__", "_q_fail__"))]
+    if not flags:
+        return {}
+    row = t.aggregate(**{c: t[c].cast("int64").sum() for c in flags}).execute().iloc[0]
+    out: dict[str, ColumnCounts] = {}
+    for c in flags:
+        kind, column = c[3:].split("__", 1)
+        counts = out.setdefault(column, ColumnCounts())
+        setattr(counts, "blank" if kind == "blank" else "unparseable", int(row[c] or 0))
+    return out
 
 
 def _top_values(t: ibis.Table, col: str, n: int = 20) -> dict[str, int]:
@@ -619,6 +357,21 @@ def _to_date(value: Any) -> _dt.date:
     return value
 
 
+def _opportunity_flags(t: ibis.Table, as_of: _dt.date) -> dict[str, Any]:
+    """Flags of used opportunities: kept, and left out of the KPIs the problem touches."""
+    flags: dict[str, Any] = {
+        "currency_without_rate": t._no_rate,
+        "negative_amount": t._neg_amount,
+        "mixed_currencies": t._cur_other & ~t._no_rate,
+    }
+    if "list_amount" in t.columns:
+        flags["net_above_list"] = t.amount > t.list_amount + 0.005
+    if "close_date" in t.columns:
+        flags["close_before_created"] = t.is_closed & (t.close_date < t.created_date)
+        flags["open_close_date_past"] = outcomes(t)["open"] & (t.close_date < as_of)
+    return flags
+
+
 def _flags(table: str, ctx: _Context) -> dict[str, Any]:
     """Flag conditions (rows still used) for one table."""
     t = _used(ctx, table)
@@ -628,11 +381,7 @@ def _flags(table: str, ctx: _Context) -> dict[str, Any]:
         "formula_text": t._formula,
     }
     if table == "opportunities":
-        if "list_amount" in t.columns:
-            flags["net_above_list"] = t.amount > t.list_amount + 0.005
-        flags["mixed_currencies"] = t._cur_other
-        if "close_date" in t.columns:
-            flags["open_close_date_past"] = (t.status == "open") & (t.close_date < ctx.as_of)
+        flags.update(_opportunity_flags(t, ctx.as_of))
     if table == "line_items":
         flags["net_above_list"] = t.invoice_price > t.list_price + 0.005
     for rule, (col, other) in _UNMATCHED.items():
@@ -667,31 +416,31 @@ def _flag_report(table: str, ctx: _Context) -> None:
         rep.examples[f"flag:{rule}"] = sorted(str(v) for v in vals.execute()["v"].tolist())
 
 
-def _metric_exclusions(ctx: _Context) -> None:
-    rep = ctx.report.tables["opportunities"]
+def _populations(ctx: _Context) -> None:
+    """Per KPI, the used opportunities it counts and those it leaves out, by reason; the KPIs
+    left out of some rows for a data reason (not their status) as metric exclusions; and a
+    warning for every view that has nothing to count."""
+    rep, report = ctx.report.tables["opportunities"], ctx.report
     t = _used(ctx, "opportunities")
-    checks = {}
-    if "list_amount" in t.columns:
-        checks["discount"] = (~(t.list_amount > 0), "no list_amount above 0")
-    else:
-        rep.notes.append("no list_amount column: discount metrics need it (or line_items)")
-    if "close_date" in t.columns:
-        checks["cycle time"] = (t.is_closed & t.close_date.isnull(), "closed without a close_date")
-    else:
-        rep.notes.append("no close_date column: cycle-time metrics need it")
-    if "probability" in t.columns:
-        checks["weighted pipeline"] = (
-            ~t.is_closed & t.probability.isnull(),
-            "open without probability",
-        )
-    if not checks:
-        return
-    row = t.aggregate(**{k: c.fill_null(True).cast("int64").sum() for k, (c, _) in checks.items()})
-    row = row.execute().iloc[0]
-    for metric, (_, reason) in checks.items():
-        n = int(row[metric] or 0)
-        if n:
-            rep.metric_exclusions.append(MetricExclusion(metric, n, reason))
+    status = t.group_by("status").aggregate(n=lambda x: x.count()).execute()
+    by_status = {str(k): int(n) for k, n in zip(status["status"], status["n"], strict=True)}
+    counts = population_counts(t)
+    report.populations = [
+        {
+            "kpi": c["population"].name,
+            "counts": c["population"].counts,
+            "rows_used": rep.rows_used,
+            "rows_in": c["rows_in"],
+            "left_out": c["left_out"],
+        }
+        for c in counts
+    ]
+    for c in counts:
+        status_only = {r.words for r in c["population"].reasons if r.status}
+        for reason, n in c["left_out"].items():
+            if reason not in status_only:
+                rep.metric_exclusions.append(MetricExclusion(c["population"].name, n, reason))
+    report.view_warnings = starved_warnings(by_status, counts)
 
 
 def _engine_error(label: str, table: str, exc: Exception) -> DataSourceError:
@@ -750,7 +499,7 @@ def _run(source: Any, mapping: Any, as_of: Any) -> _Context:
     report.base_currency = ctx.base_currency
     for table in report.tables:
         _flag_report(table, ctx)
-    _metric_exclusions(ctx)
+    _populations(ctx)
     report.warnings = list(src.warnings)
     return ctx
 

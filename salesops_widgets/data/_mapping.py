@@ -31,12 +31,17 @@ _TOP_KEYS = {
     "tables",
 }
 _TABLE_KEYS = {"source", "columns", "stages", "values", "date_formats", "lookups"}
-_LOOKUP_KEYS = {"column", "source", "key", "lookup_key", "value", "optional"}
+_LOOKUP_KEYS = {"column", "source", "key", "lookup_key", "value", "key_values", "optional"}
 
 
 @dataclass(frozen=True)
 class Lookup:
-    """Fill canonical ``column`` from ``source``.``value``, joining ``key`` = ``lookup_key``."""
+    """Fill canonical ``column`` from ``source``.``value``, joining ``key`` = ``lookup_key``.
+
+    ``key_values`` cleans the row's key before the join: a map of raw key -> key, or the name
+    of a canonical column of the table whose ``values`` map to use (by default, the values map
+    of the canonical column read from the ``key`` column, if any).
+    """
 
     column: str
     source: tuple[str, ...]
@@ -44,6 +49,7 @@ class Lookup:
     lookup_key: str
     value: str
     optional: bool = False
+    key_values: dict[str, str] | str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,29 @@ def _parse_lookup(raw: Any, table: str, i: int, origin: str) -> Lookup:
         lookup_key=str(raw.get("lookup_key", raw["key"])),
         value=str(raw["value"]),
         optional=bool(raw.get("optional", False)),
+        key_values=_key_values(raw.get("key_values"), table, f"{where}.key_values", origin),
     )
+
+
+def _key_values(raw: Any, table: str, where: str, origin: str) -> dict[str, str] | str | None:
+    """A lookup's key cleaning map: a mapping, or a canonical column of ``table``."""
+    if raw is None or isinstance(raw, dict):
+        return _as_str_dict(raw, where, origin) or None
+    names = {c.name for c in TABLES[table]}
+    if str(raw) not in names:
+        raise MappingError(
+            f"{origin}: {where} must be a map of key: cleaned key, or the name of a canonical "
+            f"column of {table} whose values map cleans the key; {raw!r} is neither."
+        )
+    return str(raw)
+
+
+def _per_column(raw: dict, key: str, what: str, parse: Any, where: str, origin: str) -> dict:
+    """``tables.<table>.<key>``: canonical column -> ``parse``d setting."""
+    found = raw.get(key) or {}
+    if not isinstance(found, dict):
+        raise MappingError(f"{origin}: {where}.{key} must map a column to {what}.")
+    return {str(col): parse(v, f"{where}.{key}.{col}", origin) for col, v in found.items()}
 
 
 def _parse_table(table: str, raw: Any, origin: str) -> TableMapping:
@@ -151,20 +179,8 @@ def _parse_table(table: str, raw: Any, origin: str) -> TableMapping:
             f"{origin}: {where}.stages maps to {', '.join(map(repr, wrong))}; "
             f"each stage must map to one of {', '.join(STATUSES)}."
         )
-    values_raw = raw.get("values") or {}
-    if not isinstance(values_raw, dict):
-        raise MappingError(f"{origin}: {where}.values must map a column to a value map.")
-    values = {
-        str(col): _as_str_dict(vmap, f"{where}.values.{col}", origin)
-        for col, vmap in values_raw.items()
-    }
-    formats_raw = raw.get("date_formats") or {}
-    if not isinstance(formats_raw, dict):
-        raise MappingError(f"{origin}: {where}.date_formats must map a column to a format.")
-    date_formats = {
-        str(col): _as_tuple(fmt, f"{where}.date_formats.{col}", origin)
-        for col, fmt in formats_raw.items()
-    }
+    values = _per_column(raw, "values", "a value map", _as_str_dict, where, origin)
+    date_formats = _per_column(raw, "date_formats", "a format", _as_tuple, where, origin)
     lookups_raw = raw.get("lookups") or []
     if not isinstance(lookups_raw, list):
         raise MappingError(f"{origin}: {where}.lookups must be a list.")

@@ -721,22 +721,20 @@ def _counts(planted: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
     return {"excluded": excluded, "flagged": flagged}
 
 
-# parent_excluded of stage_history and line_items depends on the data: it is computed by the
-# generator and written to planted.json, so it is left out here.
+# parent_excluded of stage_history and line_items, and currency_without_rate of line_items,
+# depend on the data: they are computed by the generator and written to planted.json, so they
+# are left out here.
 MESSY_PLANTED: dict[str, dict[str, dict[str, int]]] = {
     "opportunities": _counts(
         {
-            "excluded": {
-                "missing_required": 30,  # 15 blank amount + 15 blank created_date
-                "unparseable_number": 20,
-                "unparseable_date": 25,
-                "unknown_stage": 12,
-                "currency_without_rate": 40,
-                "negative_amount": 10,
-                "close_before_created": 15,
-                "duplicate_id": 20,
-            },
+            # a deal without an amount or a created date (15 of each) is kept, not excluded
+            "excluded": {"unknown_stage": 12, "duplicate_id": 20},
             "flagged": {
+                "unparseable_number": 20,  # in amount: kept without one
+                "unparseable_date": 25,  # in created_date: kept without one
+                "currency_without_rate": 40,  # kept without an amount
+                "negative_amount": 10,  # kept without an amount
+                "close_before_created": 15,  # kept, left out of cycle times
                 "net_above_list": 18,
                 "unmatched_account": 8,
                 "unmatched_owner": 5,
@@ -760,6 +758,7 @@ MESSY_PLANTED: dict[str, dict[str, dict[str, int]]] = {
 }
 for _table in ("stage_history", "line_items"):
     del MESSY_PLANTED[_table]["excluded"]["parent_excluded"]
+del MESSY_PLANTED["line_items"]["excluded"]["currency_without_rate"]
 
 BAD_NUMBERS = ("TBD", "12k?", "approx. 40k", "see notes", "pending")
 BAD_DATES = ("31/31/2024", "not a date", "2024-13-45", "2025-02-30", "sometime in Q3")
@@ -951,20 +950,17 @@ def _make_messy(frames: dict, *, seed: int, as_of: pd.Timestamp, sizes: _Sizes):
     for table, child in (("stage_history", history), ("line_items", lines)):
         parents = child["opportunity_id"].isin(excluded_ids)
         planted[table]["excluded"]["parent_excluded"] = int(parents.sum())
+    # the lines of the deals in a currency without a rate: no price of theirs can be used
+    no_rate = set(opp["opportunity_id"].to_numpy()[plan["currency_without_rate"]])
+    planted["line_items"]["excluded"]["currency_without_rate"] = int(
+        lines["opportunity_id"].isin(no_rate).sum()
+    )
     planted["rows"] = {table: len(frame) for table, frame in out.items()}
     return out, planted
 
 
-_EXCLUDING = (
-    "blank_amount",
-    "blank_created",
-    "unparseable_number",
-    "unparseable_date",
-    "unknown_stage",
-    "currency_without_rate",
-    "negative_amount",
-    "close_before_created",
-)
+# The planted problems that exclude an opportunity (its stage history and lines go with it).
+_EXCLUDING = ("unknown_stage",)
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,9 @@ __all__ = [
 class Column:
     """One canonical column.
 
-    kind is one of: "id", "text", "number", "date", "timestamp", "bool".
+    kind is one of: "id", "text", "number", "date", "timestamp", "bool". ``required``: the
+    source must have the column, and a row without a value is excluded (``missing_required``);
+    kept only where no KPI can use such a row.
     """
 
     name: str
@@ -41,8 +43,19 @@ SIZE_BANDS = ((100, "SMB"), (1000, "Mid-Market"), (None, "Enterprise"))
 TABLES: dict[str, tuple[Column, ...]] = {
     "opportunities": (
         Column("opportunity_id", "id", True, "unique deal id"),
-        Column("created_date", "date", True, "date the deal was created"),
-        Column("amount", "number", True, "deal value (net of discounts), in the base currency"),
+        Column(
+            "created_date",
+            "date",
+            False,
+            "date the deal was created; a deal without one is kept and left out of cycle times",
+        ),
+        Column(
+            "amount",
+            "number",
+            False,
+            "deal value (net of discounts), in the base currency; a deal without one (open "
+            "deals often have none) is kept and left out of the money KPIs",
+        ),
         Column("is_closed", "bool", False, "true when the deal is won or lost"),
         Column("is_won", "bool", False, "true when the deal is won"),
         Column(
@@ -155,7 +168,6 @@ EXCLUDE_RULES = (
     "unknown_stage",
     "currency_without_rate",
     "negative_amount",
-    "close_before_created",
     "parent_excluded",
     "unmatched_opportunity",
     "duplicate_id",
@@ -165,6 +177,9 @@ EXCLUDE_RULES = (
 FLAG_RULES = (
     "unparseable_number",  # an optional number column could not be parsed: set to empty
     "unparseable_date",  # an optional date column could not be parsed: set to empty
+    "currency_without_rate",  # opportunities: kept without an amount
+    "negative_amount",  # opportunities: kept without an amount
+    "close_before_created",  # opportunities: kept, left out of cycle times
     "net_above_list",
     "unmatched_account",
     "unmatched_owner",
@@ -176,12 +191,15 @@ FLAG_RULES = (
 
 RULE_TEXT = {
     "missing_required": "a required field is empty",
-    "unparseable_number": "a number could not be parsed",
-    "unparseable_date": "a date could not be parsed",
+    "unparseable_number": "a number could not be parsed (a used row keeps it empty)",
+    "unparseable_date": "a date could not be parsed (a used row keeps it empty)",
     "unknown_stage": "deal status unknown: stage not in the stage map and no is_closed/is_won",
-    "currency_without_rate": "amount is in another currency and no rate converts it",
-    "negative_amount": "amount, quantity or price is negative",
-    "close_before_created": "close date is before the created date",
+    "currency_without_rate": "amount is in another currency and no rate converts it (an "
+    "opportunity is kept without an amount)",
+    "negative_amount": "amount, quantity or price is negative (an opportunity is kept without "
+    "an amount)",
+    "close_before_created": "close date is before the created date (the deal is kept and left "
+    "out of cycle times)",
     "parent_excluded": "belongs to an opportunity that was excluded",
     "unmatched_opportunity": "opportunity_id matches no opportunity",
     "duplicate_id": "id already seen on another row (one row kept)",

@@ -25,6 +25,7 @@ import ibis
 
 from .._dates import date_parameter
 from ..data import SalesData
+from ..data._populations import outcomes, priced
 from ..errors import MissingDataError, ParameterError
 from ._codes import (
     KEY_COLUMNS,
@@ -87,29 +88,8 @@ _KEYS = {"accounts": "account_id", "reps": "owner_id", "products": "product_id"}
 
 
 # --------------------------------------------------------------------------------------------------
-# Deal predicates
-
-
-def outcomes(t: Any) -> dict[str, Any]:
-    """The deal predicates ``open``, ``won``, ``lost`` (closed and not won) and ``closed``.
-
-    The one definition; docs/metrics.md ("Pipeline"). ``t`` is an Ibis table, or a pandas frame
-    with nullable-boolean ``is_closed`` and ``is_won`` (the same three-valued logic as SQL).
-    """
-    return {
-        "open": ~t.is_closed,
-        "won": t.is_won,
-        "lost": t.is_closed & ~t.is_won,
-        "closed": t.is_closed,
-    }
-
-
-def priced(t: Any) -> Any:
-    """The deals with a list price (list_amount > 0): those a discount exists for.
-
-    The one definition; docs/metrics.md ("Pricing"). ``t`` is an Ibis table or a pandas frame.
-    """
-    return t.list_amount > 0
+# Deal predicates: outcomes (open, won, lost, closed) and priced (a list price and an amount
+# above 0) are defined once with the KPI populations, in data/_populations.py.
 
 
 def won_duration(t: ibis.Table) -> ibis.Value:
@@ -181,7 +161,9 @@ def deals(data: SalesData) -> ibis.Table:
     (close_date of closed deals), ``cycle_days`` (closed deals: close − created),
     ``age_days`` (open deals: as-of − created), ``duration_days`` (cycle_days, or age_days for
     open deals: the time-to-close observation with open deals censored), and ``discount``
-    (1 − amount / list_amount where list_amount > 0, rounded to 9 decimals).
+    (1 − amount / list_amount where both are above 0, rounded to 9 decimals: a lost deal at $0
+    has no discount). A closed deal whose close date is before its created date has no
+    ``cycle_days`` (it is flagged in the quality report).
     """
 
     def build() -> ibis.Table:
@@ -299,7 +281,9 @@ def _deal_measures(t: ibis.Table, as_of: _dt.date) -> dict[str, ibis.Value]:
     measures: dict[str, ibis.Value] = {}
     if "close_date" in t.columns:
         closed_date = ibis.ifelse(t.is_closed, t.close_date, ibis.null("date"))
-        cycle = closed_date.delta(t.created_date, unit="day")
+        days = closed_date.delta(t.created_date, unit="day")
+        # a close date before the created date is kept (flagged), but has no cycle
+        cycle = ibis.ifelse(days >= 0, days, ibis.null("int64"))
         measures["closed_date"] = closed_date
         measures["cycle_days"] = cycle
     else:

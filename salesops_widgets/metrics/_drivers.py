@@ -49,11 +49,20 @@ def _per_period(
     filters: Mapping[str, Any] | None,
     date_field: str,
 ) -> pd.DataFrame:
-    """closed, won, lost and bookings per group of ``keys`` for one period (in the engine)."""
+    """closed, won, lost and bookings per group of ``keys`` for one period (in the engine).
+
+    Won deals without an amount are left out (as ASP leaves them out): ``won`` counts the won
+    deals with an amount and ``closed`` those plus the lost deals, so that closed × win rate ×
+    ASP = bookings exactly; ``unpriced_won`` counts the won deals left out.
+    """
     t = select_deals(data, filters, period, date_field=date_field)
-    metrics = aggregates(t, "closed", "won", "lost", "bookings")
+    metrics = aggregates(t, "closed", "won", "won_with_amount", "lost", "bookings")
     frame = aggregate(t, keys, metrics)
-    return frame.astype({c: float for c in metrics}).fillna(dict.fromkeys(metrics, 0.0))
+    frame = frame.astype({c: float for c in metrics}).fillna(dict.fromkeys(metrics, 0.0))
+    frame["unpriced_won"] = frame["won"] - frame["won_with_amount"]
+    frame["closed"] = frame["closed"] - frame["unpriced_won"]
+    frame["won"] = frame.pop("won_with_amount")
+    return frame
 
 
 def _both(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -138,6 +147,11 @@ def bookings_bridge(
         f[f"asp_{s}"] = asp(f[f"bookings_{s}"], f[f"won_{s}"])
     factors = {}
     notes = pd.Series("", index=f.index)
+    for s, name in (("a", "A"), ("b", "B")):
+        left_out = f[f"unpriced_won_{s}"].astype(int)
+        said = [f"{n:,} won deal(s) without an amount left out in period {name}; " if n else ""
+                for n in left_out]  # fmt: skip
+        notes += pd.Series(said, index=f.index)
     for name, what in (("win_rate", "win rate"), ("asp", "ASP")):
         fa, fb = f[f"{name}_a"], f[f"{name}_b"]
         for s, own in (("A", fa), ("B", fb)):

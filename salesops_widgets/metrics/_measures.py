@@ -68,15 +68,21 @@ AGGREGATES = (
     "weighted_pipeline",
     "net_priced",
     "list_priced",
+    "won_with_amount",
+    "open_with_amount",
+    "net_realized",
+    "list_realized",
 )
 
 # --------------------------------------------------------------------------------------------------
 # In the engine
 
 
-# What each aggregate adds up (None: it counts deals) over which deals: an outcome of
-# ``_deals.outcomes``, "all", or "priced" (``_deals.priced``: list_amount > 0). "weighted" is
-# amount × probability (a sum skips deals without a probability).
+# What each aggregate adds up (None: it counts deals; "n_amount": it counts the deals that have
+# an amount) over which deals: an outcome of ``_deals.outcomes``, "all", "priced"
+# (``_deals.priced``: a list price and an amount above 0) or "realized" (won and priced).
+# "weighted" is amount × probability (a sum skips deals without a probability). Sums skip deals
+# without a value: open deals without an amount add nothing to the open pipeline.
 _DEFINITIONS: dict[str, tuple[str | None, str]] = {
     "opportunities": (None, "all"),
     "open": (None, "open"),
@@ -89,16 +95,21 @@ _DEFINITIONS: dict[str, tuple[str | None, str]] = {
     "weighted_pipeline": ("weighted", "open"),
     "net_priced": ("amount", "priced"),
     "list_priced": ("list_amount", "priced"),
+    "won_with_amount": ("n_amount", "won"),
+    "open_with_amount": ("n_amount", "open"),
+    "net_realized": ("amount", "realized"),
+    "list_realized": ("list_amount", "realized"),
 }
-_PRICED = ("net_priced", "list_priced")
-_VALUES = ("amount", "list_amount", "weighted")
+_PRICED = ("net_priced", "list_priced", "net_realized", "list_realized")
+_VALUES = ("amount", "list_amount", "weighted", "n_amount")
+_COUNTS = (None, "n_amount")
 # :func:`combine` also gives the won deals' median cycle, from outcome sums split by duration.
 MEDIAN_WON = "median_cycle_days_won"
 
 
 def _values(t: ibis.Table) -> dict[str, ibis.NumericValue]:
     """The per-deal values the aggregates add up, where ``t`` has their columns."""
-    values = {"amount": t.amount}
+    values = {"amount": t.amount, "n_amount": t.amount.notnull()}
     if "list_amount" in t.columns:
         values["list_amount"] = t.list_amount
     if "probability" in t.columns:
@@ -126,8 +137,10 @@ def aggregates(t: ibis.Table, *names: str, priced: bool = True) -> dict[str, ibi
     ``lost``, ``closed`` (counts); ``bookings`` (Σ amount of won deals), ``lost_amount``,
     ``open_pipeline`` (Σ amount of open deals); ``weighted_pipeline`` (Σ amount × probability
     of open deals with a probability; only when ``t`` has ``probability``); ``net_priced`` and
-    ``list_priced`` (Σ amount and Σ list_amount over deals with list_amount > 0; only when
-    ``priced`` and ``t`` has ``list_amount``).
+    ``list_priced`` (Σ amount and Σ list_amount over the priced deals: a list price and an
+    amount above 0), ``net_realized`` and ``list_realized`` (the same over the won priced
+    deals); those four only when ``priced`` and ``t`` has ``list_amount``;
+    ``won_with_amount`` and ``open_with_amount`` (won, open deals that have an amount).
 
     Parameters
     ----------
@@ -147,15 +160,27 @@ def aggregates(t: ibis.Table, *names: str, priced: bool = True) -> dict[str, ibi
     [{'won': 1, 'lost': 1, 'bookings': 100.0}]
     """
     values = _values(t)
-    deals: dict[str, Any] = {"all": None, **outcomes(t)}
-    if "list_amount" in t.columns:
-        deals["priced"] = priced_deals(t)
+    deals = _deal_sets(t)
     m: dict[str, ibis.Value] = {}
     for name in _available(names, {*values, *deals}, priced):
         value, which = _DEFINITIONS[name]
         where = deals[which]
-        m[name] = t.count(where=where) if value is None else values[value].sum(where=where)
+        if value is None:
+            m[name] = t.count(where=where)
+        elif value == "n_amount":
+            m[name] = t.amount.count(where=where)
+        else:
+            m[name] = values[value].sum(where=where)
     return m
+
+
+def _deal_sets(t: Any) -> dict[str, Any]:
+    """The sets of deals the aggregates are over (``_DEFINITIONS``), where ``t`` supports them."""
+    deals: dict[str, Any] = {"all": None, **outcomes(t)}
+    if "list_amount" in t.columns:
+        deals["priced"] = priced_deals(t)
+        deals["realized"] = deals["won"] & deals["priced"]
+    return deals
 
 
 def realization_moments(t: ibis.Table) -> dict[str, ibis.Value]:
@@ -170,15 +195,15 @@ def realization_moments(t: ibis.Table) -> dict[str, ibis.Value]:
 
 
 def portfolio_discount_by(t: ibis.Table, key: str, *, confidence: float = 0.95) -> pd.DataFrame:
-    """:func:`portfolio_discount` per value of ``key``, with its interval, on the priced deals
-    of ``t``.
+    """:func:`portfolio_discount` per value of ``key``, with its interval, on the won deals of
+    ``t`` with a list price and an amount above 0 (the price realized).
 
-    Columns: ``key``, ``n`` (priced deals), ``net`` and ``list`` (their Σ amount and
+    Columns: ``key``, ``n`` (those deals), ``net`` and ``list`` (their Σ amount and
     Σ list_amount), ``portfolio_discount``, ``low`` and ``high``: the delta-method interval of
     the realization Σ net / Σ list (``_significance.ratio_interval_from_sums``) turned into one
     of the discount. Ordered by ``key``.
     """
-    p = t.filter(priced_deals(t))
+    p = t.filter(outcomes(t)["won"] & priced_deals(t))
     moments = {**aggregates(p, "opportunities", "net_priced", "list_priced")}
     moments.update(realization_moments(p))
     sums = aggregate(p, [key], moments)
@@ -306,16 +331,19 @@ def outcome_sums_query(
     """The query of :func:`outcome_sums` and the function that gives its rows from the query's
     (for ``_deals.run_query``, which keeps the compiled query)."""
     values = _values(t)
-    have = {"all", *outcomes(t), *values, *(["priced"] if "list_amount" in values else [])}
+    have = {*_deal_sets(t), *values}
     wanted = [_DEFINITIONS[n] for n in _available([n for n in names if n != MEDIAN_WON], have)]
-    has_priced = any(which == "priced" for _, which in wanted)
+    has_priced = any(which in ("priced", "realized") for _, which in wanted)
     packed = "_outcome" in t.columns
     if packed:
         keys = [t._outcome]
     else:
         keys = [t.is_closed, t.is_won, *([priced_deals(t).name("_priced")] if has_priced else [])]
     summed = {value for value, _ in wanted}
-    sums = {"_n": t.count(), **{f"_{v}": values[v].sum() for v in _VALUES if v in summed}}
+    sums = {"_n": t.count()}
+    sums.update({f"_{v}": values[v].sum() for v in _VALUES if v in summed and v != "n_amount"})
+    if "n_amount" in summed:
+        sums["_n_amount"] = t.amount.count()
     query, finish = _grouped(t, [*by, *keys], sums, labels, ordered=False)
     if not packed:
         return query, finish
@@ -349,6 +377,7 @@ def _outcome_masks(parts: pd.DataFrame) -> dict[str, np.ndarray]:
         if has_list.dtype != np.dtype(bool):
             has_list = has_list.astype("boolean").fillna(False)
         masks["priced"] = has_list.to_numpy(dtype=bool)
+        masks["realized"] = masks["won"] & masks["priced"]
     return masks
 
 
@@ -387,7 +416,7 @@ def combine(parts: pd.DataFrame, by: Sequence[str], *names: str) -> pd.DataFrame
         v = values[value].to_numpy(dtype=float, na_value=np.nan)
         counted = masks[which] & ~np.isnan(v)
         total = np.bincount(ids, weights=np.where(counted, v, 0.0), minlength=n)
-        if value is None:
+        if value in _COUNTS:
             found[name] = total.astype("int64")
         else:  # a sum over no value is NULL in SQL
             found[name] = np.where(np.bincount(ids, counted, minlength=n) > 0, total, np.nan)
@@ -458,13 +487,26 @@ def win_rate_columns(
     }
 
 
-def value_win_rate(bookings: Any, lost_amount: Any) -> np.ndarray:
+def value_win_rate(bookings: Any, lost_amount: Any, lost: Any = None) -> np.ndarray:
     """``value_win_rate`` = won amount / (won amount + lost amount); NaN with nothing closed.
 
-    The one definition; docs/metrics.md.
+    The one definition; docs/metrics.md. Deals without an amount, or at $0, add nothing to
+    either sum. With ``lost`` (lost deals counted), NaN where there are lost deals but none
+    with an amount above 0: lost deals often carry $0 by CRM convention, and the rate would
+    then be 100%.
+
+    Examples
+    --------
+    >>> value_win_rate([300.0, 300.0], [100.0, 0.0], lost=[2, 2]).tolist()
+    [0.75, nan]
     """
     bookings = np.asarray(bookings, dtype=float)
-    return ratio(bookings, bookings + np.asarray(lost_amount, dtype=float))
+    lost_amount = np.asarray(lost_amount, dtype=float)
+    out = ratio(bookings, bookings + np.nan_to_num(lost_amount))
+    if lost is None:
+        return out
+    unpriced = (np.asarray(lost, dtype=float) > 0) & ~(lost_amount > 0)
+    return np.where(unpriced, np.nan, out)
 
 
 def asp(bookings: Any, won: Any) -> np.ndarray:

@@ -45,6 +45,7 @@ REP_DIMENSIONS = ("owner", "owner_id", "team", "manager", "rep_region")
 PIPELINE_COLUMNS = [
     "opportunities",
     "open",
+    "open_with_amount",
     "won",
     "lost",
     "closed",
@@ -61,33 +62,39 @@ PIPELINE_COLUMNS = [
 COVERAGE_COLUMNS = ["quota", "quota_remaining", "coverage"]
 
 
-_COUNTS = PIPELINE_COLUMNS[:4]  # opportunities, open, won, lost
+_COUNTS = ("opportunities", "open", "open_with_amount", "won", "won_with_amount", "lost")
 # What the table aggregates in the engine (weighted_pipeline only where probability exists).
 PIPELINE_AGGREGATES = (*_COUNTS, "bookings", "lost_amount", "open_pipeline", "weighted_pipeline")
 
 
+def _money(total: pd.Series, deals: pd.Series, with_amount: pd.Series) -> np.ndarray:
+    """A sum of amounts: 0 where there are no such deals, NaN (cannot be computed) where there
+    are some but none has an amount (open deals often have none)."""
+    total = total.astype(float).to_numpy()
+    return np.where(deals == 0, 0.0, np.where(with_amount == 0, np.nan, np.nan_to_num(total)))
+
+
 def pipeline_frame(raw: pd.DataFrame, by: list[str], min_closed: int) -> pd.DataFrame:
     """The pipeline KPI columns from the aggregated counts and sums."""
-    counts = raw[_COUNTS].fillna(0).astype("int64")
-    bookings, lost_amount, open_pipeline = (
-        raw[c].astype(float).fillna(0.0) for c in ("bookings", "lost_amount", "open_pipeline")
-    )
+    counts = raw[list(_COUNTS)].fillna(0).astype("int64")
+    bookings = _money(raw["bookings"], counts["won"], counts["won_with_amount"])
+    open_pipeline = _money(raw["open_pipeline"], counts["open"], counts["open_with_amount"])
     rates = win_rate_columns(counts["won"], counts["lost"], min_closed=min_closed)
     weighted = np.full(len(raw), np.nan)
     if "weighted_pipeline" in raw:  # 0 where nothing is open; NaN where no open deal has one
         weighted = np.where(counts["open"] == 0, 0.0, raw["weighted_pipeline"].astype(float))
     columns: dict[str, Any] = {b: raw[b].reset_index(drop=True) for b in by}
-    columns.update({c: counts[c].to_numpy() for c in _COUNTS})
+    columns.update({c: counts[c].to_numpy() for c in _COUNTS if c != "won_with_amount"})
     columns["closed"] = rates.pop("closed")
     small = rates.pop("small_n")
     columns.update(rates)
-    columns["value_win_rate"] = value_win_rate(bookings, lost_amount)
-    columns["bookings"] = bookings.to_numpy()
-    columns["asp"] = asp(bookings, counts["won"])
-    columns["open_pipeline"] = open_pipeline.to_numpy()
+    columns["value_win_rate"] = value_win_rate(bookings, raw["lost_amount"], counts["lost"])
+    columns["bookings"] = bookings
+    columns["asp"] = asp(bookings, counts["won_with_amount"])
+    columns["open_pipeline"] = open_pipeline
     columns["weighted_pipeline"] = weighted
     columns["small_n"] = small
-    return pd.DataFrame(columns)  # built at once: adding columns one by one costs more
+    return pd.DataFrame(columns)[[*by, *PIPELINE_COLUMNS]]  # built at once, then ordered
 
 
 def pipeline_kpis(

@@ -89,13 +89,14 @@ def deal_discounts(
     filters: Mapping[str, Any] | None = None,
     period: tuple[Any, Any] | None = None,
     date_field: str = "created_date",
-    status: str = "all",
+    status: str = "won",
 ) -> pd.DataFrame:
     """Discounts per group, weighted by dollars, with the per-deal distribution for contrast.
 
-    Only deals with ``list_amount`` > 0 count (the others are listed in the data-quality
-    report's metric exclusions). ``status`` picks the deals: "all" (default: the discount
-    quoted on every deal), "won", "closed", "open" or "lost".
+    Only deals with a list price and an amount above 0 count (``_deals.priced``: a lost deal at
+    $0 was not discounted to nothing; the others are in the data-quality report's
+    populations). ``status`` picks the deals: "won" (default: the price realized), "closed",
+    "open", "lost" or "all" (the discount quoted on every deal).
 
     Returns
     -------
@@ -109,7 +110,7 @@ def deal_discounts(
     >>> import pandas as pd
     >>> from salesops_widgets import load
     >>> opps = pd.DataFrame({
-    ...     "opportunity_id": ["a", "b"], "stage": ["Closed Won", "Closed Lost"],
+    ...     "opportunity_id": ["a", "b"], "stage": ["Closed Won", "Closed Won"],
     ...     "created_date": pd.to_datetime(["2025-01-02"] * 2),
     ...     "amount": [90.0, 500.0], "list_amount": [100.0, 1000.0]})
     >>> d = deal_discounts(load({"opportunities": opps}))
@@ -594,7 +595,7 @@ def discount_bands(
     by = check_dimensions(data, by)
     cycle = ["duration_days"] if "cycle_days" in deals(data).columns else []
     keys = [*by, "_band"]
-    names = ["opportunities", "won", "lost", "net_priced", "list_priced"]
+    names = ["opportunities", "won", "lost", "net_realized", "list_realized"]
     names += [MEDIAN_WON] if cycle else []
 
     def query():
@@ -644,6 +645,6 @@ def _band_frame(
     small = rates.pop("small_n")
     out = out.assign(**rates)
     out["median_cycle_days_won"] = raw.get("median_cycle_days_won", np.nan)
-    out["portfolio_discount"] = portfolio_discount(raw["net_priced"], raw["list_priced"])
+    out["portfolio_discount"] = portfolio_discount(raw["net_realized"], raw["list_realized"])
     out["small_n"] = small
     return out.reset_index(drop=True)

@@ -68,9 +68,10 @@ def _win_rate(t: ibis.Table, dim: str, confidence: float, min_closed: int):
 
 def _asp(t: ibis.Table, dim: str, confidence: float, min_closed: int):
     won = outcomes(t)["won"]
-    metrics = {**aggregates(t, "won", "bookings"), "var": t.amount.var(how="sample", where=won)}
+    m = aggregates(t, "won_with_amount", "bookings")
+    metrics = {**m, "var": t.amount.var(how="sample", where=won)}
     raw = aggregate(t, [dim], metrics)
-    n = raw["won"].to_numpy(float)
+    n = raw["won_with_amount"].to_numpy(float)
     mean = asp(raw["bookings"], n)
     var = np.nan_to_num(raw["var"].to_numpy(float))
     # the rest of the selection, combined from the per-segment moments (parallel variance):
@@ -132,7 +133,7 @@ def _discount(t: ibis.Table, dim: str, confidence: float, min_closed: int):
             "tables.opportunities.columns.list_amount, or choose another KPI."
         )
     sums = portfolio_discount_by(t, dim, confidence=confidence)
-    p = t.filter(priced(t))
+    p = t.filter(outcomes(t)["won"] & priced(t))  # the deals portfolio_discount_by is over
     wide = counts_by_value(p, dim, p.discount.round(DISCOUNT_DECIMALS))
     wide = wide.reindex(sums[dim]).fillna(0.0)
     _, tests, _ = _rank_tests(wide, confidence) if len(wide.columns) else (None, [], None)
@@ -147,9 +148,9 @@ def _discount(t: ibis.Table, dim: str, confidence: float, min_closed: int):
 
 _KPIS = {
     "win_rate": (_win_rate, "closed deals"),
-    "asp": (_asp, "won deals"),
+    "asp": (_asp, "won deals with an amount"),
     "median_cycle_days_won": (_cycle, "won deals"),
-    "portfolio_discount": (_discount, "deals with a list price"),
+    "portfolio_discount": (_discount, "won deals with a list price and an amount above 0"),
 }
 
 

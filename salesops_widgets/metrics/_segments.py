@@ -53,9 +53,11 @@ SEGMENT_COLUMNS = (
 def velocity(open_deals: Any, win_rate: Any, asp: Any, cycle_days: Any) -> np.ndarray:
     """Sales velocity in money per day: open opportunities × win rate × ASP / cycle days.
 
-    ``cycle_days`` is the Kaplan–Meier median days to close (open deals censored), so slow
-    open deals lengthen it instead of being ignored. NaN where any factor is undefined or the
-    cycle is not positive.
+    ``open_deals`` counts the open deals with an amount (the qualified pipeline: open deals
+    without one are left out; ``segment_kpis`` gives NaN where there are open deals but none
+    has one); ``cycle_days`` is the Kaplan–Meier median days to close (open deals censored), so
+    slow open deals lengthen it instead of being ignored. NaN where any factor is undefined or
+    the cycle is not positive.
 
     Examples
     --------
@@ -92,7 +94,7 @@ def segment_kpis(
     by = check_dimensions(data, by)
     have = deals(data).columns
     median = [MEDIAN_WON] if "cycle_days" in have else []
-    names = [*PIPELINE_AGGREGATES, "net_priced", "list_priced", *median]
+    names = [*PIPELINE_AGGREGATES, "net_realized", "list_realized", *median]
 
     def query():
         used = [*by, *OUTCOME_COLUMNS, "duration_days"]
@@ -103,8 +105,8 @@ def segment_kpis(
     parts = run_query(data, key, query)
     raw = combine(parts, by, *names)
     out = pipeline_frame(raw, by, min_closed)
-    if "list_priced" in raw:
-        out["portfolio_discount"] = portfolio_discount(raw["net_priced"], raw["list_priced"])
+    if "list_realized" in raw:  # on the won deals: the price realized
+        out["portfolio_discount"] = portfolio_discount(raw["net_realized"], raw["list_realized"])
     if median:
         out[MEDIAN_WON] = raw[MEDIAN_WON].to_numpy()
     if "close_date" in have:  # km_medians sums the counts per duration and event
@@ -113,8 +115,10 @@ def segment_kpis(
         if col not in out.columns:
             out[col] = np.nan
     out["velocity"] = velocity(
-        out["open"], out["win_rate"], out["asp"], out["km_median_days_to_close"]
+        out["open_with_amount"], out["win_rate"], out["asp"], out["km_median_days_to_close"]
     )
+    starved = (out["open"] > 0) & (out["open_with_amount"] == 0)
+    out.loc[starved, "velocity"] = np.nan  # open deals, none with an amount: cannot say
     return out[[*by, *SEGMENT_COLUMNS]]
 
 

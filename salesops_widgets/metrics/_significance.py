@@ -355,6 +355,12 @@ def logrank_from_counts(
     at_risk = np.cumsum((d + c)[:, ::-1], axis=1)[:, ::-1]
     ev = d.sum(axis=0) > 0
     d, at_risk = d[:, ev], at_risk[:, ev]
+    # a group nobody of which is at risk at any event time says nothing: it is left out
+    informative = at_risk.sum(axis=1) > 0
+    labels = [lab for lab, k in zip(labels, informative, strict=True) if k]
+    d, at_risk = d[informative], at_risk[informative]
+    if len(labels) < 2:
+        return Significance(**base, n=n, reason="fewer than two groups at risk when deals closed")
     d_t, n_t = d.sum(axis=0), at_risk.sum(axis=0)
     observed = d.sum(axis=1)
     expected = (at_risk * d_t / n_t).sum(axis=1)

@@ -110,10 +110,11 @@ _ENTITY_AGGREGATES = (
     "opportunities",
     "closed",
     "won",
+    "won_with_amount",
     "lost",
     "bookings",
-    "net_priced",
-    "list_priced",
+    "net_realized",
+    "list_realized",
 )
 _TIER_AGGREGATES = ("opportunities", "closed", "won", "lost", "open")
 
@@ -132,14 +133,15 @@ def _measure(frame: pd.DataFrame, measure: str) -> tuple[pd.Series, pd.Series]:
     if measure == "win_rate":
         value, why = win_rate(frame.won, frame.lost), "no closed deals"
     elif measure == "asp":
-        value, why = asp(frame.bookings, frame.won), "no won deals"
+        value, why = asp(frame.bookings, frame.won_with_amount), "no won deal with an amount"
     else:
-        if "list_priced" not in frame.columns:
+        if "list_realized" not in frame.columns:
             raise MissingDataError(
                 "measure='discount' needs list_amount on opportunities; map "
                 "tables.opportunities.columns.list_amount, or choose another measure."
             )
-        value, why = portfolio_discount(frame.net_priced, frame.list_priced), "no list price"
+        value = portfolio_discount(frame.net_realized, frame.list_realized)
+        why = "no won deal with a list price and an amount"
     value = pd.Series(value, index=frame.index, dtype=float)
     return value, none.where(value.notna(), why)
 
@@ -421,7 +423,7 @@ def _outcome_discount(t, base, labels, confidence):
         )
     sums = portfolio_discount_by(t, "_tier", confidence=confidence).set_index("_tier")
     sums = sums.reindex(labels)
-    p = t.filter(priced(t))
+    p = t.filter(outcomes(t)["won"] & priced(t))  # the deals portfolio_discount_by is over
     values, counts = _by_value(p, p.discount.round(DISCOUNT_DECIMALS), labels)
     _, _, across, vs, pair = _outcome_ranks(values, counts, labels, "d", confidence)
     cols = {
@@ -433,9 +435,11 @@ def _outcome_discount(t, base, labels, confidence):
 
 
 def _won_amounts(t: ibis.Table) -> dict[str, Any]:
-    """won, bookings and ``var``, the sample variance of won amounts (for ASP intervals)."""
+    """``won`` (won deals with an amount: those ASP averages), bookings and ``var``, the sample
+    variance of won amounts (for ASP intervals)."""
     var = t.amount.var(how="sample", where=outcomes(t)["won"])
-    return {**aggregates(t, "won", "bookings"), "var": var}
+    m = aggregates(t, "won_with_amount", "bookings")
+    return {"won": m["won_with_amount"], "bookings": m["bookings"], "var": var}
 
 
 def _outcome_asp(t, base, labels, confidence):

@@ -22,7 +22,8 @@ from ._segments import segment_kpis, velocity
 
 __all__ = ["discount_cap_what_if", "velocity_levers", "velocity_what_if"]
 
-LEVERS = ("open", "win_rate", "asp", "km_median_days_to_close")
+# velocity = open deals with an amount × win rate × ASP / cycle days (metrics._segments.velocity)
+LEVERS = ("open_with_amount", "win_rate", "asp", "km_median_days_to_close")
 
 
 def _fraction(value: float, name: str, low: float, high: float, example: str) -> float:
@@ -45,7 +46,8 @@ def velocity_levers(
 ) -> pd.DataFrame:
     """Velocity per segment split into its four levers, each relative to the whole selection.
 
-    velocity = open × win_rate × asp / cycle_days, so log(velocity_s / velocity_all) is the sum
+    velocity = open deals with an amount × win_rate × asp / cycle_days (``_segments.velocity``),
+    so log(velocity_s / velocity_all) is the sum
     of the levers' log ratios (the cycle's with a minus sign). ``<lever>_ratio`` is the segment's
     lever over the selection's (cycle: the selection's over the segment's, so > 1 always helps),
     and ``<lever>_share`` that lever's part of the log gap (the four add up to 1 when the gap is
@@ -54,13 +56,14 @@ def velocity_levers(
     Returns
     -------
     pandas.DataFrame
-        The ``by`` columns, the four levers (``open``, ``win_rate``, ``asp``,
-        ``km_median_days_to_close``), ``velocity``, ``velocity_ratio``, and ``<lever>_ratio`` /
-        ``<lever>_share`` for each lever; ``small_n`` from the segment table.
+        The ``by`` columns, ``open`` (every open deal), the four levers (``open_with_amount``,
+        ``win_rate``, ``asp``, ``km_median_days_to_close``), ``velocity``, ``velocity_ratio``,
+        and ``<lever>_ratio`` / ``<lever>_share`` for each lever; ``small_n`` from the segment
+        table.
     """
     seg = segment_kpis(data, by=by, filters=filters, period=period, date_field=date_field)
     total = segment_kpis(data, filters=filters, period=period, date_field=date_field).iloc[0]
-    out = seg[[*by, *LEVERS, "velocity", "small_n"]].copy()
+    out = seg[[*by, "open", *LEVERS, "velocity", "small_n"]].copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = {lever: out[lever].astype(float) / float(total[lever]) for lever in LEVERS}
         ratios["km_median_days_to_close"] = 1 / ratios["km_median_days_to_close"]
@@ -113,12 +116,15 @@ def velocity_what_if(
     lift = _fraction(asp_lift, "asp_lift", -0.9, 10.0, "0.05 for 5% higher")
     horizon = int(_fraction(horizon_days, "horizon_days", 1, 3660, "91 for a quarter"))
     seg = segment_kpis(data, by=by, filters=filters, period=period, date_field=date_field)
-    out = seg[[*by, "open", "velocity", "small_n"]].copy()
+    out = seg[[*by, "open", "open_with_amount", "velocity", "small_n"]].copy()
     out["win_rate_what_if"] = np.clip(seg["win_rate"].astype(float) + pts, 0.0, 1.0)
     out["asp_what_if"] = seg["asp"].astype(float) * (1 + lift)
     out["cycle_days_what_if"] = seg["km_median_days_to_close"].astype(float) * (1 - cut)
     out["velocity_what_if"] = velocity(
-        seg["open"], out["win_rate_what_if"], out["asp_what_if"], out["cycle_days_what_if"]
+        seg["open_with_amount"],
+        out["win_rate_what_if"],
+        out["asp_what_if"],
+        out["cycle_days_what_if"],
     )
     out["velocity_change"] = out["velocity_what_if"] - out["velocity"]
     out["extra_bookings"] = out["velocity_change"] * horizon

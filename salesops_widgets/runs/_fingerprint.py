@@ -36,7 +36,9 @@ def data_fingerprint(source: str, *, mapping: str, as_of: str | None = None) -> 
     -------
     dict
         ``fingerprint`` (source, files with bytes and sha256, one sha256 over them all, rows read
-        / used / excluded / flagged per table) and ``data_quality`` (the full report).
+        / used / excluded / flagged per table), ``data_quality`` (the full report) and
+        ``warnings`` (the source's warnings and the views that cannot be computed on this data,
+        one sentence each).
 
     Raises
     ------
@@ -55,7 +57,11 @@ def data_fingerprint(source: str, *, mapping: str, as_of: str | None = None) -> 
         "sha256": _combined(files) if files else None,
         "rows": _rows(report),
     }
-    return {"fingerprint": fingerprint, "data_quality": report.to_dict()}
+    return {
+        "fingerprint": fingerprint,
+        "data_quality": report.to_dict(),
+        "warnings": report.all_warnings,
+    }
 
 
 def _files(path: Path) -> list[dict[str, Any]]:

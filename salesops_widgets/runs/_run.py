@@ -110,6 +110,7 @@ def run_context(data: str, mapping: str, *, as_of: str | None) -> dict[str, Any]
         "package": package,
         "data": described["fingerprint"],
         "data_quality": described["data_quality"],
+        "warnings": described["warnings"],
     }
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import traitlets as t
 
 from .._catalog import CATALOGUE
+from ..data._populations import population_of
 from ..errors import ParameterError
 from ._format import TOO_FEW, format_delta, format_value, is_missing
 from ._html import COLORS, esc, style
@@ -29,6 +30,7 @@ _CARD_KEYS = {
     "small_n": False,
     "note": "",
     "better": "higher",
+    "population": "",  # what the KPI counts, shown under it: "won deals with an amount"
 }
 _BETTER = ("higher", "lower", "neutral")
 
@@ -81,6 +83,7 @@ def cards_from_kpis(
     spec: Sequence[Any] | None = None,
     *,
     currency: str | None = None,
+    report: Any = None,
 ) -> list[dict[str, Any]]:
     """Card dicts for ``KPICards.cards`` from a row of ``metrics.segment_kpis``.
 
@@ -97,6 +100,9 @@ def cards_from_kpis(
         ``KPI_CARDS``, leaving out the columns the row does not have.
     currency
         For money cards (e.g. ``data.base_currency``).
+    report
+        The data's ``QualityReport``: a card whose KPI cannot be computed on this data says
+        why in words (its view warning) instead of showing a dash.
 
     Returns
     -------
@@ -127,7 +133,11 @@ def cards_from_kpis(
                 delta = value - before
         note = entry.get("note", "")
         if small and "closed" in current.index and not note:
-            note = f"{int(current['closed']):,} closed deals"
+            closed = int(current["closed"])
+            note = f"{closed:,} closed deal{'' if closed == 1 else 's'}"
+        why = report.warnings_for(column) if report is not None and value is None else []
+        if why:
+            note = why[0]
         cards.append(
             {
                 "label": entry.get("label", column),
@@ -140,6 +150,7 @@ def cards_from_kpis(
                 "small_n": small,
                 "note": note,
                 "better": entry.get("better", "higher"),
+                "population": population_of(column) or "",
             }
         )
     return cards
@@ -190,6 +201,8 @@ def card_html(card: Mapping[str, Any]) -> str:
         parts.append(f"<div {muted}>95% interval {esc(low)} – {esc(high)}</div>")
     if card["note"]:
         parts.append(f"<div {muted}>{esc(card['note'])}</div>")
+    if card.get("population"):
+        parts.append(f'<div class="salesops-population" {muted}>of {esc(card["population"])}</div>')
     box = style(
         min_width="150px",
         padding="10px 14px",

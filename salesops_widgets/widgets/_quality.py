@@ -21,6 +21,12 @@ _KINDS = {
     "rows_excluded": "count",
     "rows_flagged": "count",
     "rows": "count",
+    "counted": "count",
+    "left_out": "count",
+    "empty": "count",
+    "unparseable": "count",
+    "no_match_read": "count",
+    "no_match_used": "count",
 }
 
 
@@ -75,28 +81,26 @@ class QualityPanel(w.Accordion):
             f"Data quality: {opp.rows_used:,} of {opp.rows_read:,} opportunities used, "
             f"{opp.rows_excluded:,} excluded"
         )
-        return text + (f", {flagged:,} flagged" if flagged else "")
+        text += f", {flagged:,} flagged" if flagged else ""
+        starved = len(self.report.view_warnings)
+        return text + (f"; {starved} view(s) cannot be computed" if starved else "")
 
     def body_html(self) -> str:
         """The panel's content: warnings, then per table, by rule, and per metric."""
         r = self.report
         parts = [message_html(f"Not usable: {r.fatal}", kind="error")] if r.fatal else []
-        parts += [f"<p {style(color=COLORS['bad'])}>{esc(w_)}</p>" for w_ in r.warnings]
-        parts.append(_section("Rows per table", r.summary_frame(), "No table was loaded."))
-        parts.append(
-            _section(
-                "Rows excluded or flagged, by rule",
-                r.issues_frame(),
-                "Every rule passed: no row was excluded or flagged.",
-            )
+        parts += [f"<p {style(color=COLORS['bad'])}>{esc(w_)}</p>" for w_ in r.all_warnings]
+        sections = (
+            ("Rows per table (rows read = rows used + rows excluded)", "summary"),
+            ("Rows excluded or flagged, by rule", "issues"),
+            ("Which deals each KPI counts (of the opportunities used)", "populations"),
+            ("Empty or unparseable values per column (of the rows read)", "columns"),
+            ("Lookups: keys that found no match", "lookups"),
         )
-        parts.append(
-            _section(
-                "Rows left out of one metric",
-                r.metric_exclusions_frame(),
-                "Every used row counts in every metric.",
-            )
-        )
+        for title, name in sections:
+            frame = getattr(r, f"{name}_frame")()
+            if name != "lookups" or len(frame):
+                parts.append(_section(title, frame, r.EMPTY[name]))
         source = f"Source: {r.source} · mapping: {r.mapping} · as of {r.as_of or '–'}"
         parts.append(f"<p {style(color=COLORS['muted'], font_size='12px')}>{esc(source)}</p>")
         return "".join(parts)
