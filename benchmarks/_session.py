@@ -236,6 +236,8 @@ class Session:
         finally:
             if self.close_at_end:
                 await self.close()
+            else:  # a tab that died: its websocket goes, its kernel stays (for the culler)
+                self.disconnect()
         return self.result
 
     async def _steps(self) -> None:
@@ -399,13 +401,23 @@ class Session:
 
     # ---------------------------------------------------------------------------- close
 
-    async def close(self) -> None:
-        """Shut the kernel down as the page does on close, and close the websocket."""
-        from tornado.httpclient import HTTPRequest
-
+    def disconnect(self) -> None:
+        """Close the websocket (the kernel keeps running)."""
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+    async def close(self, http=None) -> None:
+        """Shut the kernel down as the page does on close, and close the websocket.
+
+        ``http``: a tornado AsyncHTTPClient to use instead of the session's (whose event loop
+        may be gone when a kept-open session is closed later).
+        """
+        from tornado.httpclient import HTTPRequest
+
+        self.disconnect()
+        if http is not None:
+            self.http = http
         if not self.result.kernel_id or self.result.closed:
             return
         xsrf = self.cookies.get("_xsrf", "")
