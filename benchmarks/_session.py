@@ -54,6 +54,8 @@ CONTROL_PROTOCOL = "1.0.0"
 MAX_MESSAGE = 512 * 2**20  # the widget state holds each chart's JS bundle (~1 MB)
 # A filter change is over when no widget update came for this long after a chart's.
 QUIET = 1.5
+# How often a session checks that the kernel of a page still streaming is alive (s).
+WATCH = 5.0
 
 
 class SessionError(Exception):
@@ -272,21 +274,45 @@ class Session:
             header_callback=self._on_header,
             request_timeout=self.timeout,
         )
-        response = await self.http.fetch(request, raise_error=False)
+        response = await self._fetch_watching_kernel(request, chunks)
         if response.code != 200:
             raise SessionError(f"GET {self.notebook}: HTTP {response.code} {response.reason}")
         self.result.page_s = self._since_start()
         html = b"".join(chunks).decode("utf-8", "replace")
-        found = KERNEL_ID.search(html)
-        if not found:
+        if not self._kernel_in(chunks):
             raise SessionError("the page has no kernelId")
-        self.result.kernel_id = found.group(1)
         views = {}
         for match in VIEW.finditer(html):
             position = bisect.bisect_right(ends, match.start())
             views.setdefault(match.group(1), times[min(position, len(times) - 1)])
         self.result.views = len(views)
         return html, views
+
+    def _kernel_in(self, chunks: list[bytes]) -> str | None:
+        """The kernel id once the streamed page has shown it (kept in the result)."""
+        if not self.result.kernel_id:
+            found = KERNEL_ID.search(b"".join(chunks).decode("utf-8", "replace"))
+            self.result.kernel_id = found.group(1) if found else None
+        return self.result.kernel_id
+
+    async def _fetch_watching_kernel(self, request, chunks: list[bytes]):
+        """``fetch(request)``; while the page streams, check every ``WATCH`` s that its kernel
+        is still there. Voilà leaves the page of a kernel that died open forever (the error
+        stays in the server's log), so a dead kernel fails the session at once."""
+        fetch = asyncio.ensure_future(self.http.fetch(request, raise_error=False))
+        while not fetch.done():
+            await asyncio.wait([fetch], timeout=WATCH)
+            kernel = self._kernel_in(chunks)
+            if not fetch.done() and kernel and not await self._kernel_alive(kernel):
+                fetch.cancel()
+                raise SessionError(f"kernel {kernel} died while the page was rendering")
+        return fetch.result()
+
+    async def _kernel_alive(self, kernel: str) -> bool:
+        response = await self.http.fetch(
+            f"{self.base}api/kernels/{kernel}", raise_error=False, request_timeout=60
+        )
+        return response.code != 404
 
     def _on_header(self, line: str) -> None:
         name, _, value = line.partition(":")
