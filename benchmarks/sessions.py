@@ -17,6 +17,9 @@ a browser sends on close). All start at once.
   ``--serve-arg=--preheat=4``).
 - Kernels: the ipykernel processes under the server (psutil), sampled every 0.5 s during the
   run, then until they are gone: count and RSS (total and largest), peak and after.
+- Culling: ``--abandon K`` makes the last K sessions leave without closing (a tab that died:
+  the websocket goes, no shutdown request). With ``--serve-arg=--cull-idle=30 --settle 150``
+  the "after" figures show whether the idle culler stopped their kernels (it looks every 60 s).
 
 Figures go to docs/performance.md ("Load test"); nothing here asserts on time.
 """
@@ -164,6 +167,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     timeout=args.timeout,
                     deadline=args.deadline,
                     filter_label=args.filter,
+                    keep_open=args.abandon,
                 )
             )
         result["wall_s"] = round(time.monotonic() - started, 1)
@@ -194,12 +198,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=30, help="seconds for kernels to go")
     parser.add_argument("--filter", default="Region", help="label of the filter to change")
     parser.add_argument(
+        "--abandon",
+        type=int,
+        default=0,
+        help="sessions (the last ones) that leave without closing, for the culler to stop",
+    )
+    parser.add_argument(
         "--serve-arg", action="append", default=[], help="passed on to salesops serve"
     )
     parser.add_argument("--logs", type=Path, default=ROOT / "tmp" / "benchmarks")
     args = parser.parse_args(argv)
     if args.sessions < 1 or args.sessions > 200:
         parser.error("--sessions: 1 to 200")
+    if not 0 <= args.abandon <= args.sessions:
+        parser.error("--abandon: 0 to --sessions")
     if args.url:
         try:
             check_loopback(args.url)
