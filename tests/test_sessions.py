@@ -133,10 +133,9 @@ def test_percentiles_use_the_nearest_rank():
 @pytest.fixture(scope="module")
 def server(sample_dirs, request) -> str:
     """A server of its own, so that no other test's page holds a kernel while kernels are
-    counted."""
-    with salesops_serve(
-        sample_dirs["default"], f"serve-sessions-{worker_id(request.config)}.log"
-    ) as url:
+    counted; cold kernels (``--preheat 0``: a pool's refills would move the count)."""
+    log = f"serve-sessions-{worker_id(request.config)}.log"
+    with salesops_serve(sample_dirs["default"], log, "--preheat", "0") as url:
         yield url
 
 
