@@ -13,8 +13,11 @@ a browser sends on close). All start at once.
   timeout + 60), then at most ``--settle`` seconds (30) for the kernels to go; it stops by
   itself and stops the server it started.
 - Without ``--url`` it starts ``salesops serve --data DATA`` on a free (or the given) loopback
-  port; ``--serve-arg`` passes more options through (``--serve-arg=--cull-idle=60``, later
-  ``--serve-arg=--preheat=4``).
+  port; ``--serve-arg`` passes more options through (``--serve-arg=--cull-idle=60``,
+  ``--serve-arg=--preheat=2``: ``salesops serve`` keeps 1 preheated kernel per dashboard by
+  default, ``--preheat=0`` gives cold kernels). ``--wait-kernels K`` waits, before the
+  sessions, until the server holds K idle kernels (a filled pool: the dashboards times
+  ``--preheat``).
 - Kernels: the ipykernel processes under the server (psutil), sampled every 0.5 s during the
   run, then until they are gone: count and RSS (total and largest), peak and after.
 - Culling: ``--abandon K`` makes the last K sessions leave without closing (a tab that died:
@@ -155,6 +158,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_start": load_average(),
     }
     with target(args) as (url, process):
+        if process and args.wait_kernels:
+            from benchmarks.dashboards import _wait_for_idle_kernels
+
+            _wait_for_idle_kernels(process, args.wait_kernels, timeout=900)
         baseline = kernel_snapshot(process) if process else None
         result["url"], result["kernels_before"] = url, baseline
         started = time.monotonic()
@@ -197,6 +204,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--deadline", type=float, help="seconds for the run (timeout + 60)")
     parser.add_argument("--settle", type=float, default=30, help="seconds for kernels to go")
     parser.add_argument("--filter", default="Region", help="label of the filter to change")
+    parser.add_argument(
+        "--wait-kernels",
+        type=int,
+        default=0,
+        help="before the sessions, wait (at most 900 s) for this many idle kernels: a pool",
+    )
     parser.add_argument(
         "--abandon",
         type=int,
