@@ -472,6 +472,13 @@ def serve(
             help="Kernels kept ready per dashboard, having run it (0: each page starts one).",
         ),
     ] = 1,
+    pool: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pool",
+            help="DASHBOARD=N: preheated kernels for this dashboard instead (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the notebooks as Voilà dashboards (no code shown, no request to the internet).
 
@@ -479,7 +486,7 @@ def serve(
     preheated kernel too.
     """
     from .runs import find_notebooks_dir
-    from .serve import ServeOptions
+    from .serve import ServeOptions, parse_pools
     from .serve import serve as run_server
 
     try:
@@ -493,6 +500,7 @@ def serve(
             mapping=mapping,
             cull_idle_seconds=cull_idle,
             preheat=preheat,
+            pools=parse_pools(pool or []),
         )
         run_server(options)
     except ParameterError as exc:

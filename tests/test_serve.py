@@ -29,6 +29,7 @@ from salesops_widgets.serve import (
     describe,
     find_jupyter_data,
     parameterize,
+    parse_pools,
     preheated_kernel_serves,
     serve,
     url_parameters,
@@ -266,6 +267,22 @@ def test_preheated_kernels_and_the_hook_start_together(tmp_path):
     app.initialize([str(tmp_path)])  # plain Voilà raises: incompatible
     assert app.voila_configuration.preheat_kernel is True
     assert isinstance(app.voila_configuration.prelaunch_hook, UrlParameters)
+
+
+def test_a_pool_size_per_dashboard():
+    pools = parse_pools(["segmentation_explorer=25", "sticker_shock.ipynb=0"])
+    c = voila_config(ServeOptions(notebooks=NOTEBOOKS, preheat=0, pools=pools))
+    assert c.VoilaConfiguration.preheat_kernel is True  # one dashboard has a pool
+    assert c.VoilaKernelManager.kernel_pools_config == {
+        "default": {"pool_size": 0},
+        "segmentation_explorer.ipynb": {"pool_size": 25},
+        "sticker_shock.ipynb": {"pool_size": 0},
+    }
+    for bad in ("segmentation_explorer", "=3", "segmentation_explorer=-1", "x=two"):
+        with pytest.raises(ParameterError, match="--pool"):
+            parse_pools([bad])
+    with pytest.raises(ParameterError, match="--pool nope=2"):
+        serve(ServeOptions(notebooks=NOTEBOOKS, pools=(("nope", 2),)))
 
 
 def test_preheat_must_not_be_negative():

@@ -1,7 +1,14 @@
 """The dashboards server (``salesops serve``): Voilà over the notebooks, offline, with URL
 parameters mapped onto each notebook's parameters cell."""
 
-from ._config import ServeOptions, find_jupyter_data, serve, voila_argv, voila_config
+from ._config import (
+    ServeOptions,
+    find_jupyter_data,
+    parse_pools,
+    serve,
+    voila_argv,
+    voila_config,
+)
 from ._hooks import (
     DashboardIndex,
     UrlParameters,
@@ -16,6 +23,7 @@ __all__ = [
     "serve",
     "voila_config",
     "voila_argv",
+    "parse_pools",
     "find_jupyter_data",
     "UrlParameters",
     "DashboardIndex",
