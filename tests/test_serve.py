@@ -6,6 +6,7 @@ Adding a dashboard to the live checks is one line in DASHBOARDS.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import urllib.error
 import urllib.request
@@ -372,3 +373,36 @@ def test_dashboard_renders_offline_with_url_parameters(
     assert page_log.page_errors == []
     assert page_log.console_errors == []
     assert page_log.external_requests == [], "the dashboard reached outside the machine"
+
+
+def test_pool_kernels_run_their_notebooks_one_at_a_time():
+    from salesops_widgets.serve._app import one_preheat_at_a_time
+
+    running, most = 0, 0
+
+    class Pooling:  # Voilà's preheating manager, reduced to what the wrapper uses
+        def get_rendered_notebook(self): ...
+
+        async def _initialize(self, notebook_path, kernel_id=None, **kwargs):
+            async def render():
+                nonlocal running, most
+                running += 1
+                most = max(most, running)
+                await asyncio.sleep(0.05)
+                running -= 1
+                return notebook_path
+
+            return {"task": asyncio.ensure_future(render()), "kernel_id": notebook_path}
+
+    class Plain:  # --preheat 0: no pools, nothing to wrap
+        pass
+
+    assert one_preheat_at_a_time(Plain) is Plain
+
+    async def fill() -> list:
+        manager = one_preheat_at_a_time(Pooling)()
+        return await asyncio.gather(*(manager._initialize(f"nb{i}") for i in range(4)))
+
+    contents = asyncio.run(fill())
+    assert most == 1  # without the wrapper: 4
+    assert [c["task"].result() for c in contents] == ["nb0", "nb1", "nb2", "nb3"]
