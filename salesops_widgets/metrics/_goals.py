@@ -126,7 +126,7 @@ def read_goals(path: str | Path) -> tuple[Goal, ...]:
 
     path = Path(path)
     try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        content = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())  # noqa: S506
     except OSError as exc:
         raise GoalsError(
             f"goals file {path}: {exc.strerror or exc}; give the path of a YAML goals file "
@@ -135,6 +135,21 @@ def read_goals(path: str | Path) -> tuple[Goal, ...]:
     except yaml.YAMLError as exc:
         raise GoalsError(f"goals file {path} is not valid YAML: {exc}") from None
     return parse_goals(content, source=str(path))
+
+
+def _loader() -> type:
+    """YAML's safe loader, with dates left as text: the one date parser reads them, and a bad
+    one (2025-13-01) is named with its goal and field instead of failing the whole file."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return Loader
 
 
 def parse_goals(content: Any, *, source: str = "<goals>") -> tuple[Goal, ...]:

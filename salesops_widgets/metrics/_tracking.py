@@ -15,7 +15,7 @@ import pandas as pd
 
 from .._catalog import CATALOGUE, TOO_FEW
 from ..data import SalesData
-from ..errors import GoalsError, ParameterError
+from ..errors import GoalsError, MissingDataError, ParameterError
 from ._deals import check_dimensions, outcomes, select_deals
 from ._goals import WINDOW_DAYS, Goal
 from ._measures import aggregate, aggregates, asp
@@ -138,7 +138,7 @@ def _window(day: _dt.date, days: int) -> tuple[_dt.date, _dt.date]:
 def _baseline(data: SalesData, goal: Goal) -> float:
     try:
         check_dimensions(data, list(goal.filters), parameter="filters")
-    except ParameterError as exc:
+    except (ParameterError, MissingDataError) as exc:
         raise GoalsError(
             f"goals file {goal.source}, goal {goal.name!r}, field `filters`: {exc}"
         ) from None
