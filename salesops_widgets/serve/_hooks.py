@@ -18,7 +18,12 @@ __all__ = ["UrlParameters", "DashboardIndex", "url_parameters", "parameterize"]
 # Query keys that Voilà or Jupyter Server read themselves: never notebook parameters.
 VOILA_KEYS = frozenset({"token", "template", "theme", "classic-tree", "_xsrf"})
 # Parameters the server sets for every dashboard: a URL must not point them elsewhere.
-LOCKED = {"data_path": "--data", "mapping": "--mapping"}
+LOCKED = {
+    "data_path": "--data",
+    "mapping": "--mapping",
+    "goals_path": "--goals",
+    "history_path": "--history",
+}
 
 
 def url_parameters(
