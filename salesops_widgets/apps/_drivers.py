@@ -108,6 +108,7 @@ class DriverTree(Dashboard):
         self.levels = Grid()
         self.path_table = DataTable(title="The drill, level by level", small_n=None)
         self._level_views: list[ChartView] = []
+        self._reached: dict[str, list[Any]] = {}  # the filters of the drill's last segment
         with self.hold_trait_notifications():
             self.period_a = str(period_a or "")
             self.path = [str(p) for p in path]
@@ -241,8 +242,13 @@ class DriverTree(Dashboard):
                 "money",
             ) | {"share": "percent"}
             self.path_table.data = frames.path.drop(columns=["filters"])
-        last = frames.path.iloc[-1]["filters"] if len(frames.path) else {}
-        self.detail.extra_filters = dict(last)
+        self._reached = dict(frames.path.iloc[-1]["filters"]) if len(frames.path) else {}
+        self.detail.extra_filters = self._reached
+
+    def _apply_drill(self) -> None:
+        """The deals of the bar clicked last; before any click, of the segment the drill
+        reached."""
+        self.detail.extra_filters = dict(self.drill) or dict(self._reached)
 
     def _compute_discount(self) -> pd.DataFrame:
         sel = self._selection()

@@ -89,6 +89,11 @@ class GoalTracking(Dashboard):
         goal: str = "",
         **options: Any,
     ) -> None:
+        if not str(goals_path or "").strip():
+            raise ParameterError(
+                "goals_path is empty: give the path of a YAML goals file (see docs/goals.md; "
+                "data/samples/goals.yaml is an example)."
+            )
         self._goals: tuple[metrics.Goal, ...] = ()
         super().__init__(data, date_field="closed_date", **options)
         self.table = DataTable(title="Goals", small_n=None)
@@ -113,15 +118,6 @@ class GoalTracking(Dashboard):
         if proposal["value"] not in _FREQS:
             raise ParameterError(f"freq={proposal['value']!r}: choose one of {', '.join(_FREQS)}.")
         return proposal["value"]
-
-    @t.validate("goals_path")
-    def _valid_goals_path(self, proposal: dict) -> str:
-        if not str(proposal["value"]).strip():
-            raise ParameterError(
-                "goals_path is empty: give the path of a YAML goals file (see docs/goals.md; "
-                "data/samples/goals.yaml is an example)."
-            )
-        return str(proposal["value"])
 
     # ------------------------------------------------------------------------------ the parts
 
