@@ -56,6 +56,7 @@ def goal_trend(
     require(trend, date="date", value="value", low="low", high="high", status="status")
     k = get_kind(kind)
     axis = alt.Axis(format=k.axis_format)
+    zoom = alt.Scale(zero=False)  # the path and the points, not the distance from 0
     y_title = k.title(value_title or "value", currency)
     x = alt.X("date:T", title="Measured on (end of the window)")
     status = alt.Color(
@@ -75,14 +76,18 @@ def goal_trend(
     base = alt.Chart(
         inline(trend, ["date", "value", "low", "high", "n", "expected", "status", "source"])
     ).encode(x=x)
-    whiskers = base.mark_rule(opacity=0.6).encode(y=alt.Y("low:Q", title=y_title), y2="high:Q")
+    whiskers = base.mark_rule(opacity=0.6).encode(
+        y=alt.Y("low:Q", title=y_title, scale=zoom), y2="high:Q"
+    )
     line = base.mark_line(color="#777777", opacity=0.5).encode(y=alt.Y("value:Q", axis=axis))
     points = base.mark_point(filled=True, size=70).encode(
         y=alt.Y("value:Q", title=y_title, axis=axis), color=status, tooltip=tips
     )
     target = (
         alt.Chart(inline(path, ["date", "value", "point"]))
-        .mark_line(strokeDash=[6, 4], color="#009E73", point=True)
+        .mark_line(
+            strokeDash=[6, 4], color="#009E73", point={"color": "#009E73", "shape": "diamond"}
+        )
         .encode(
             x=x,
             y=alt.Y("value:Q", title=y_title),
