@@ -62,3 +62,11 @@ def test_bad_parameters_stop_with_a_sentence(sample):
         DriverTree(sample, path=["owner", "owner"], debounce=0)
     with pytest.raises(ParameterError, match="period is 'all'"):
         DriverTree(sample, period="all", debounce=0)
+
+
+def test_a_click_on_a_rep_of_the_drill_keeps_the_segment_above(app):
+    level2 = app.levels.children[1]
+    rep = app.path_table.data["segment"].iloc[1]
+    _click(level2, "pick", [{"owner": rep}])
+    assert app.drill == {"size_band": ["Enterprise"], "owner": [rep]}
+    assert set(app.detail.table.data["owner"]) == {rep}

@@ -109,6 +109,7 @@ class DriverTree(Dashboard):
         self.path_table = DataTable(title="The drill, level by level", small_n=None)
         self._level_views: list[ChartView] = []
         self._reached: dict[str, list[Any]] = {}  # the filters of the drill's last segment
+        self._parents: list[dict[str, Any]] = []  # the filters each drill level splits
         with self.hold_trait_notifications():
             self.period_a = str(period_a or "")
             self.path = [str(p) for p in path]
@@ -227,8 +228,9 @@ class DriverTree(Dashboard):
         currency = self.data.base_currency
         while len(self._level_views) < len(frames.levels):
             view = ChartView(selection="pick")
-            self._follow_clicks(view)
+            view.observe(self._level_click(len(self._level_views)), "selected")
             self._level_views.append(view)
+        self._parents = self._parent_filters(frames.path)
         for view, step, frame in zip(
             self._level_views, frames.path.itertuples(index=False), frames.levels, strict=False
         ):
@@ -244,6 +246,20 @@ class DriverTree(Dashboard):
             self.path_table.data = frames.path.drop(columns=["filters"])
         self._reached = dict(frames.path.iloc[-1]["filters"]) if len(frames.path) else {}
         self.detail.extra_filters = self._reached
+
+    def _parent_filters(self, path: pd.DataFrame) -> list[dict[str, Any]]:
+        """The filters each level splits: the selection's, then each level's segment."""
+        first = dict(self._selection().get("filters") or {})
+        return [first, *(dict(f) for f in path["filters"].iloc[:-1])] if len(path) else []
+
+    def _level_click(self, level: int):
+        """A click on a bar of drill level ``level``: its segment within the segments above."""
+
+        def on_click(change: dict) -> None:
+            parents = self._parents[level] if level < len(self._parents) else {}
+            self.drill = {**parents, **change["new"]} if change["new"] else {}
+
+        return on_click
 
     def _apply_drill(self) -> None:
         """The deals of the bar clicked last; before any click, of the segment the drill
