@@ -2,7 +2,13 @@
 parameters mapped onto each notebook's parameters cell."""
 
 from ._config import ServeOptions, find_jupyter_data, serve, voila_argv, voila_config
-from ._hooks import DashboardIndex, UrlParameters, parameterize, url_parameters
+from ._hooks import (
+    DashboardIndex,
+    UrlParameters,
+    parameterize,
+    preheated_kernel_serves,
+    url_parameters,
+)
 from ._index import dashboards, describe
 
 __all__ = [
@@ -15,6 +21,7 @@ __all__ = [
     "DashboardIndex",
     "url_parameters",
     "parameterize",
+    "preheated_kernel_serves",
     "dashboards",
     "describe",
 ]

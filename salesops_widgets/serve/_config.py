@@ -39,6 +39,7 @@ class ServeOptions:
     history: str | None = None  # the run history folder of the goal tracking
     cull_idle_seconds: int = 1200  # shut down kernels idle this long (0: never)
     cull_interval_seconds: int = 60
+    preheat: int = 1  # preheated kernels kept per dashboard (0: none, every page starts one)
 
     def defaults(self) -> dict[str, Any]:
         """The server-side parameter values: ``data_path``, ``mapping``, ``goals_path`` and
@@ -74,8 +75,9 @@ def voila_config(options: ServeOptions) -> Config:
     """The traitlets ``Config`` of the Voilà server.
 
     Sources stripped, tracebacks hidden, our offline ``salesops`` template (it cannot be
-    swapped from the URL), URL parameters through a prelaunch hook (so no preheated kernels:
-    Voilà refuses both, see docs/deploy.md), idle kernels culled, and a token only if given.
+    swapped from the URL), ``preheat`` preheated kernels per dashboard, URL parameters through
+    a prelaunch hook (and, on a preheated kernel, through the dashboard's state: see
+    ``_app.py``), idle kernels culled, and a token only if given.
     """
     from traitlets.config import Config
 
@@ -91,7 +93,8 @@ def voila_config(options: ServeOptions) -> Config:
     c.VoilaConfiguration.allow_template_override = "NO"
     c.VoilaConfiguration.strip_sources = True
     c.VoilaConfiguration.show_tracebacks = False
-    c.VoilaConfiguration.preheat_kernel = False
+    c.VoilaConfiguration.preheat_kernel = options.preheat > 0
+    c.VoilaConfiguration.default_pool_size = max(options.preheat, 0)
     c.VoilaConfiguration.prelaunch_hook = UrlParameters(options.defaults())
     c.VoilaConfiguration.page_config_hook = DashboardIndex(options.notebooks)
     c.VoilaExecutor.cell_error_instruction = CELL_ERROR_TEXT
@@ -131,6 +134,8 @@ def _check(options: ServeOptions) -> None:
         raise ParameterError(f"--notebooks {options.notebooks}: no such folder.")
     if options.data is not None and "://" not in options.data and not Path(options.data).exists():
         raise ParameterError(f"--data {options.data}: no such file or folder.")
+    if options.preheat < 0:
+        raise ParameterError(f"--preheat {options.preheat}: give 0 (none) or more kernels.")
     if not options.token and not _is_loopback(options.host):
         raise ParameterError(
             f"--host {options.host} lets other machines in: set --token TOKEN (or serve on "
