@@ -673,3 +673,17 @@ def test_goal_trend_has_interval_path_and_status_colours():
     )
     assert dashed["mark"]["strokeDash"] == [6, 4]
     assert points["encoding"]["color"]["scale"]["domain"] == list(charts.STATUS_COLORS)
+
+
+def test_a_zoomed_bridge_starts_its_levels_near_the_lowest_end():
+    steps = pd.DataFrame({"step": ["A", "Price", "Mix", "B"], "amount": [100.0, -4.0, 2.0, 98.0]})
+    spec = charts.bridge(steps, title="ASP", zoom=True).to_dict()
+    # ends: 100, 96 (after price), 98; spread 4: levels from 96 - 2 * 4 = 88
+    got = {r["step"]: (r["bottom"], r["top"]) for r in rows(spec)}
+    assert got == {
+        "A": (88.0, 100.0),
+        "Price": (100.0, 96.0),
+        "Mix": (96.0, 98.0),
+        "B": (88.0, 98.0),
+    }
+    assert spec["encoding"]["y"]["scale"] == {"zero": False}

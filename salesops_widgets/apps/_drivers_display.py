@@ -90,7 +90,9 @@ def asp_chart(frame: pd.DataFrame, currency: str | None) -> Any:
             "amount": [total["asp_a"], total["price_effect"], total["mix_effect"], total["asp_b"]],
         }
     )
-    return charts.bridge(steps, currency=currency, title="ASP: price and mix", value_title="ASP")
+    return charts.bridge(
+        steps, currency=currency, title="ASP: price and mix", value_title="ASP", zoom=True
+    )
 
 
 def asp_sentence(frame: pd.DataFrame, dim: str, currency: str | None) -> str:

@@ -107,6 +107,7 @@ def bridge(
     title: str,
     currency: str | None = None,
     value_title: str = "Bookings",
+    zoom: bool = False,
     selection: str | None = None,
     empty_message: str = EMPTY_MESSAGE,
 ) -> alt.LayerChart | alt.Chart:
@@ -117,6 +118,9 @@ def bridge(
     steps
         One row per bar, in order: ``step`` (its name), ``amount`` (the level for the first and
         last rows, the signed effect for the others).
+    zoom
+        Start the axis near the lowest level instead of at 0, so that effects small against
+        the levels (an ASP's price and mix) show; the level bars then start at the axis.
     selection
         Name of a click selection on ``step``.
     """
@@ -134,6 +138,10 @@ def bridge(
         for lvl, a in zip(levels, f["amount"], strict=True)
     ]
     f.loc[len(f) - 1, "bottom"] = 0.0
+    if zoom:
+        ends = pd.concat([f["top"], f.loc[~levels, "bottom"]])
+        floor = max(0.0, ends.min() - 2 * (ends.max() - ends.min()))
+        f.loc[levels, "bottom"] = floor
     colors = alt.Scale(domain=["level", "up", "down"], range=["#56B4E9", "#009E73", "#D55E00"])
     chart = (
         alt.Chart(inline(f, ["step", "amount", "top", "bottom", "kind"]))
@@ -144,6 +152,7 @@ def bridge(
                 "bottom:Q",
                 title=k.title(value_title, currency),
                 axis=alt.Axis(format=k.axis_format),
+                scale=alt.Scale(zero=not zoom),
             ),
             y2="top:Q",
             color=alt.Color("kind:N", scale=colors, legend=None),
@@ -153,4 +162,5 @@ def bridge(
     pick = point_selection(selection, ["step"])
     if pick is not None:
         chart = chart.add_params(pick)
-    return chart.properties(title=chart_title(title), width=420)
+    note = ["The axis does not start at 0: the levels are cut to show the effects"] if zoom else []
+    return chart.properties(title=chart_title(title, note), width=420)
