@@ -461,6 +461,13 @@ def serve(
     base_url: Annotated[
         str, typer.Option("--base-url", help="URL prefix, behind a reverse proxy (/salesops/).")
     ] = "/",
+    goals: Annotated[
+        str | None, typer.Option("--goals", help="Goals file of the goal tracking (YAML).")
+    ] = None,
+    history: Annotated[
+        str | None,
+        typer.Option("--history", help="Run history of the goal tracking (OUT/history)."),
+    ] = None,
     cull_idle: Annotated[
         int, typer.Option("--cull-idle", min=0, help="Stop kernels idle this many seconds.")
     ] = 1200,
@@ -498,6 +505,8 @@ def serve(
             base_url=base_url,
             data=data,
             mapping=mapping,
+            goals=goals,
+            history=history,
             cull_idle_seconds=cull_idle,
             preheat=preheat,
             pools=parse_pools(pool or []),

@@ -13,6 +13,7 @@ __all__ = [
     "NoUsableDataError",
     "MissingDataError",
     "ParameterError",
+    "GoalsError",
 ]
 
 
@@ -42,3 +43,8 @@ class MissingDataError(SalesOpsError):
 
 class ParameterError(SalesOpsError):
     """A parameter has an unknown name, a wrong type or a value out of range."""
+
+
+class GoalsError(SalesOpsError):
+    """A goals file is unreadable, or a goal in it names an unknown KPI, a bad date or a target
+    on the wrong side of its baseline."""

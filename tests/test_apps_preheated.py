@@ -16,6 +16,8 @@ import pytest
 from _helpers import ROOT
 
 from salesops_widgets.apps import (
+    DriverTree,
+    GoalTracking,
     SalesCycleAcceleration,
     SegmentationExplorer,
     StickerShock,
@@ -32,8 +34,10 @@ DASHBOARDS = [
     (StratificationComparisons, "stratification_comparisons", {"method": "abc"}),
     (SalesCycleAcceleration, "sales_cycle_acceleration", {"dimension": "region"}),
     (StickerShock, "sticker_shock", {"cap": 0.1}),
+    (DriverTree, "driver_tree", {"asp_dimension": "size_band"}),
 ]
 IDS = [d[1] for d in DASHBOARDS]
+GOALS = ROOT / "data" / "samples" / "goals.yaml"
 
 
 def test_page_parameters_are_typed_by_the_parameters_cell_with_the_rest_at_defaults():
@@ -59,7 +63,8 @@ def test_page_parameters_refuse_what_the_server_refuses():
 @pytest.mark.parametrize(("cls", "notebook", "own"), DASHBOARDS, ids=IDS)
 def test_every_parameter_of_the_notebook_applies(cls, notebook, own, sample):
     app = cls(sample, debounce=0)
-    app.apply_parameters(page_parameters("period=all", NOTEBOOKS / f"{notebook}.ipynb"))
+    # one parameter at its default: page_parameters gives every other one its default too
+    app.apply_parameters(page_parameters("region=All", NOTEBOOKS / f"{notebook}.ipynb"))
     assert app.status.message == ""
 
 
@@ -77,6 +82,15 @@ def test_applied_parameters_show_what_a_dashboard_built_with_them_shows(cls, not
     # the deals listed follow: EMEA's in the first half of 2026, not every deal
     pd.testing.assert_frame_equal(applied.detail.deals, built.detail.deals)
     assert not applied.detail.deals.equals(before)
+
+
+def test_goal_tracking_takes_its_link_parameters(sample):
+    # its goals file and history are the server's: a link sets only the trend periods
+    app = GoalTracking(sample, goals_path=str(GOALS), debounce=0)
+    values = page_parameters("freq=month", NOTEBOOKS / "goal_tracking.ipynb")
+    assert values == {"freq": "month"}
+    app.apply_parameters(values)
+    assert app.freq == "month" and app.status.message == ""
 
 
 def test_an_unknown_parameter_sets_nothing(sample):
@@ -131,3 +145,25 @@ def test_a_preheated_kernel_applies_the_request_when_it_comes(sample, monkeypatc
     assert app.dimension == "industry"
     assert app.filter_bar.selection["filters"] == {"region": ["EMEA"]}
     assert app.status.message == ""
+
+
+def test_a_link_to_the_driver_tree_applies_with_the_pages_own_defaults(sample):
+    # the page's defaults (period B the last 12 months, deals closed in it) stay unless asked
+    asked = page_parameters("region=EMEA&asp_dimension=size_band", NOTEBOOKS / "driver_tree.ipynb")
+    assert (asked["period"], asked["date_field"]) == ("last_12_months", "closed_date")
+    built = DriverTree(sample, debounce=0, region="EMEA", asp_dimension="size_band")
+    applied = DriverTree(sample, debounce=0)
+    applied.apply_parameters(asked)
+    assert applied.status.message == ""
+    assert applied.bridge_note.value == built.bridge_note.value
+    assert applied.asp_note.value == built.asp_note.value
+
+
+def test_a_link_never_resets_the_servers_goals_file_or_history(sample, tmp_path):
+    asked = page_parameters("freq=month", NOTEBOOKS / "goal_tracking.ipynb")
+    assert asked == {"freq": "month"}  # goals_path and history_path are the server's
+    goals = ROOT / "data" / "samples" / "goals.yaml"
+    app = GoalTracking(sample, goals_path=str(goals), history_path=str(tmp_path), debounce=0)
+    app.apply_parameters(asked)
+    assert (app.freq, app.goals_path, app.history_path) == ("month", str(goals), str(tmp_path))
+    assert "per month of the data" in app.notes.value

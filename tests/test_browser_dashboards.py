@@ -43,7 +43,7 @@ from conftest import (
 )
 
 from salesops_widgets import metrics
-from salesops_widgets.widgets import KPI_CARDS
+from salesops_widgets.widgets import KPI_CARDS, period_for_preset, previous_period
 from salesops_widgets.widgets._format import format_value
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -202,6 +202,8 @@ class Drill:
     chart: str | None = None
     status: str | None = None
     sort: str = "amount"
+    period: Callable[[Any], tuple] | None = None  # the deals' period, as ``data -> (start, end)``
+    date_field: str = "created_date"
 
 
 def tier_entities(name: str, entity: str = "owner_id") -> Callable[[Any], Filters]:
@@ -228,6 +230,7 @@ class Dashboard:
     numbers: Numbers | None = None
     drill: Drill | None = None
     shows: Callable[[Any], list[str]] | None = None
+    lists_deals: bool = False  # without a mark to click, it lists deals all the same
 
 
 def quality_texts(data) -> list[str]:
@@ -237,7 +240,38 @@ def quality_texts(data) -> list[str]:
     return [data.as_of.isoformat(), "opportunities", f"{read:,}"]
 
 
+def period_b(data) -> tuple:
+    """The driver tree's period B: the filter bar's last 12 months."""
+    return period_for_preset("last_12_months", data.as_of)
+
+
+def bridge_row(data, filters: Filters) -> list[str]:
+    """Bookings of periods A and B, as the bridge's sentence formats them."""
+    b = period_b(data)
+    row = metrics.bookings_bridge(
+        data, period_a=previous_period(*b), period_b=b, filters=filters
+    ).iloc[0]
+    return [
+        format_value(row[c], "money", currency=data.base_currency)
+        for c in ("bookings_a", "bookings_b")
+    ]
+
+
+def shown_bridge(page) -> list[str]:
+    """The two bookings of the sentence "Bookings went from X (...) to Y (...)"."""
+    text = page.locator("#rendered_cells").inner_text()
+    found = re.search(r"Bookings went from (\S+) \([^)]*\) to (\S+) \(", text)
+    return list(found.groups()) if found else []
+
+
+def goal_texts(data) -> list[str]:
+    """Each example goal's name, and where its trend comes from."""
+    goals = metrics.read_goals(ROOT / "data" / "samples" / "goals.yaml")
+    return [g.name for g in goals] + ["no run history yet"]
+
+
 ENTERPRISE = {"size_band": ["Enterprise"]}
+DISCOUNTER = {"owner": ["Avery Larsen"]}  # REP-013, a habitual discounter (data/samples/README.md)
 DASHBOARDS = [
     Dashboard("data_quality.ipynb", charts=0, shows=quality_texts),
     # 6 KPI charts, the heatmap (size band x region), the segments against the overall
@@ -258,6 +292,21 @@ DASHBOARDS = [
         cards(won_discounts_row, PRICE_CARDS),
         Drill(
             ": Enterprise;", ENTERPRISE, "Discount per won deal by company size", sort="discount"
+        ),
+    ),
+    # one chart per example goal; no filter bar (each goal has its own segment)
+    Dashboard("goal_tracking.ipynb", 4, shows=goal_texts, lists_deals=True),
+    # the bookings bridge, the ASP bridge, two drill levels, who pulls the price down
+    Dashboard(
+        "driver_tree.ipynb",
+        5,
+        Numbers(bridge_row, shown_bridge),
+        Drill(
+            ": Avery Larsen;",
+            DISCOUNTER,
+            "Who pulls the price down",
+            period=period_b,
+            date_field="closed_date",
         ),
     ),
 ]
@@ -369,6 +418,7 @@ def named_segment(header: str) -> dict[str, set[str]]:
     """The segment a drill-down header names: "Deals behind: region = EMEA, owner_id = a, b
     (top 50 by amount)" -> {"region": {"EMEA"}, "owner_id": {"a", "b"}}."""
     body = re.sub(r"^Deals behind:\s*|\s*\(top \d+ by [^)]*\)\s*$", "", header.strip())
+    body = re.sub(r",?\s*(closed|created) \S+ to \S+$", "", body)  # the period, when one is set
     parts = [p.split(" = ", 1) for p in re.split(r", (?=\w+ = )", body) if " = " in p]
     return {dim: set(values.split(", ")) for dim, values in parts}
 
@@ -376,7 +426,8 @@ def named_segment(header: str) -> dict[str, set[str]]:
 def test_a_click_on_a_mark_lists_the_deals_behind_it(view, sample):
     page, drill = view.page, view.dashboard.drill
     if drill is None:  # as declared: nothing to click
-        assert page.locator("h4", has_text="Deals behind:").count() == 0
+        listed = page.locator("h4", has_text="Deals behind:").count()
+        assert listed >= 1 if view.dashboard.lists_deals else listed == 0
         return
     segment = drill.segment(sample) if callable(drill.segment) else drill.segment
     chart = page.locator(".vega-embed")
@@ -388,8 +439,15 @@ def test_a_click_on_a_mark_lists_the_deals_behind_it(view, sample):
     assert mark.count() >= 1, f"no mark labelled {drill.mark!r} in chart {drill.chart!r}"
     mark.first.click()
 
+    period = drill.period(sample) if drill.period else None
     deals = metrics.deal_list(
-        sample, filters=segment, status=drill.status, extra=tuple(segment), sort=drill.sort
+        sample,
+        filters=segment,
+        status=drill.status,
+        extra=tuple(segment),
+        sort=drill.sort,
+        period=period,
+        date_field=drill.date_field,
     )
     assert deals.columns[0] == "opportunity_id"
     named = {dim: set(map(str, values)) for dim, values in segment.items()}

@@ -616,3 +616,74 @@ def test_gallery_renders_to_svg_with_inline_data_only():
         assert svg.startswith("<svg"), name
         title = spec["title"]["text"] if isinstance(spec["title"], dict) else spec["title"]
         assert title in svg, name
+
+
+# --------------------------------------------------------------------------------------------
+# Goals and drivers
+
+
+def test_bridge_steps_from_level_to_level():
+    steps = pd.DataFrame(
+        {
+            "step": ["A", "Volume", "Win rate", "ASP", "B"],
+            "amount": [100.0, 30.0, -10.0, 5.0, 125.0],
+        }
+    )
+    spec = charts.bridge(steps, currency="USD", title="Bridge").to_dict()
+    # levels from 0; each effect from the running total: 100 -> 130 -> 120 -> 125
+    got = {r["step"]: (r["bottom"], r["top"], r["kind"]) for r in rows(spec)}
+    assert got == {
+        "A": (0.0, 100.0, "level"),
+        "Volume": (100.0, 130.0, "up"),
+        "Win rate": (130.0, 120.0, "down"),
+        "ASP": (120.0, 125.0, "up"),
+        "B": (0.0, 125.0, "level"),
+    }
+    assert spec["encoding"]["y"]["title"] == "Bookings (USD)"
+    assert spec["encoding"]["x"]["sort"] == ["A", "Volume", "Win rate", "ASP", "B"]
+
+
+def test_goal_trend_has_interval_path_and_status_colours():
+    trend = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2025-03-31", "2025-06-30"]),
+            "value": [0.40, 0.60],
+            "low": [0.30, 0.50],
+            "high": [0.50, 0.70],
+            "n": [100, 100],
+            "expected": [0.40, 0.49],
+            "status": ["at risk", "on track"],
+            "source": ["2025Q1", "2025Q2"],
+        }
+    )
+    path = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2025-03-31", "2025-09-30"]),
+            "value": [0.40, 0.58],
+            "point": ["baseline", "target"],
+        }
+    )
+    spec = charts.goal_trend(trend, path, kind="percent", title="G").to_dict()
+    marks = [mark(u) for u in layers(spec)]
+    assert marks == ["rule", "line", "line", "point"]
+    whiskers, _, dashed, points = layers(spec)
+    assert (whiskers["encoding"]["y"]["field"], whiskers["encoding"]["y2"]["field"]) == (
+        "low",
+        "high",
+    )
+    assert dashed["mark"]["strokeDash"] == [6, 4]
+    assert points["encoding"]["color"]["scale"]["domain"] == list(charts.STATUS_COLORS)
+
+
+def test_a_zoomed_bridge_starts_its_levels_near_the_lowest_end():
+    steps = pd.DataFrame({"step": ["A", "Price", "Mix", "B"], "amount": [100.0, -4.0, 2.0, 98.0]})
+    spec = charts.bridge(steps, title="ASP", zoom=True).to_dict()
+    # ends: 100, 96 (after price), 98; spread 4: levels from 96 - 2 * 4 = 88
+    got = {r["step"]: (r["bottom"], r["top"]) for r in rows(spec)}
+    assert got == {
+        "A": (88.0, 100.0),
+        "Price": (100.0, 96.0),
+        "Mix": (96.0, 98.0),
+        "B": (88.0, 98.0),
+    }
+    assert spec["encoding"]["y"]["scale"] == {"zero": False}

@@ -22,6 +22,9 @@ from salesops_widgets.metrics._drivers import (
     ASP_METHOD,
     asp_bridge,
     bookings_bridge,
+    bookings_contributions,
+    discount_contributions,
+    drill_path,
     price_mix_split,
     shapley_product,
 )
@@ -264,3 +267,101 @@ def test_dates_are_checked():
     data = make(_asp_rows())
     with pytest.raises(ParameterError, match="not a date"):
         asp_bridge(data, period_a=("2025-13-01", "2025-03-31"), period_b=B, dimension="deal_type")
+
+
+# --------------------------------------------------------------------------------------------------
+# The drill: contributions, the path into the largest one, and the discount split
+
+
+def _drill_rows():
+    # period A (closed Feb): Web won 900 (New) + 1100 (Renewal), 8 lost (New) -> 2000;
+    #   Event won 500, 1 lost -> 500. Total 2500.
+    # period B (closed May): Web won 1000 + 1200 (New) + 1400 (Renewal), 9 lost (New) -> 3600;
+    #   Event won 300 + 300, 2 lost -> 600. Total 4200.
+    web = {"lead_source": "Web"}
+    rows = [deal("won", 900, "2025-02-01", deal_type="New", **web)]
+    rows += [deal("won", 1100, "2025-02-01", deal_type="Renewal", **web)]
+    rows += [deal("lost", 50, "2025-02-01", deal_type="New", **web) for _ in range(8)]
+    rows += [deal("won", a, "2025-05-01", deal_type="New", **web) for a in (1000, 1200)]
+    rows += [deal("won", 1400, "2025-05-01", deal_type="Renewal", **web)]
+    rows += [deal("lost", 50, "2025-05-01", deal_type="New", **web) for _ in range(9)]
+    event = {"lead_source": "Event", "deal_type": "New"}
+    rows += [deal("won", 500, "2025-02-01", **event), deal("lost", 50, "2025-02-01", **event)]
+    rows += [deal("won", 300, "2025-05-01", **event) for _ in range(2)]
+    rows += [deal("lost", 50, "2025-05-01", **event) for _ in range(2)]
+    return rows
+
+
+def test_contributions_add_up_to_the_change_and_rank_the_largest_first():
+    f = bookings_contributions(make(_drill_rows()), period_a=A, period_b=B, by="lead_source")
+    # Web 2000 -> 3600 (+1600), Event 500 -> 600 (+100): +1700 in all
+    assert f["lead_source"].tolist() == ["Web", "Event"]
+    assert f["change"].tolist() == [1600, 100]
+    assert f["change"].sum() == 4200 - 2500
+    assert f["share"].tolist() == approx([1600 / 1700, 100 / 1700])
+    assert f["rank"].tolist() == [1, 2]
+    event = f.iloc[1]
+    # Event: closed 2 -> 4, win rate 0.5 -> 0.5, ASP 500 -> 300
+    # volume = 2 * [(0.5*500 + 0.5*300)/3 + (0.5*300 + 0.5*500)/6] = 2 * 200 = 400
+    # ASP = -200 * [(2*0.5 + 4*0.5)/3 + (2*0.5 + 4*0.5)/6] = -200 * 1.5 = -300
+    assert (event.volume_effect, event.win_rate_effect, event.asp_effect) == approx((400, 0, -300))
+    assert event.volume_effect + event.win_rate_effect + event.asp_effect == approx(event.change)
+
+
+def test_drill_path_follows_the_largest_contributor_one_level_at_a_time():
+    p = drill_path(make(_drill_rows()), period_a=A, period_b=B, path=("lead_source", "deal_type"))
+    assert p["dimension"].tolist() == ["lead_source", "deal_type"]
+    assert p["segment"].tolist() == ["Web", "New"]
+    # level 1: Web +1600 of +1700; level 2, within Web: New 900 -> 2200 (+1300), Renewal
+    # 1100 -> 1400 (+300): New, 1300 of 1600
+    assert p["parent_change"].tolist() == [1700, 1600]
+    assert p["change"].tolist() == [1600, 1300]
+    assert p["share"].tolist() == approx([1600 / 1700, 1300 / 1600])
+    assert p["filters"].iloc[1] == {"lead_source": ["Web"], "deal_type": ["New"]}
+    parts = p[["volume_effect", "win_rate_effect", "asp_effect"]].sum(axis=1)
+    assert parts.tolist() == approx(p["change"].tolist())
+
+
+def test_drill_path_follows_a_fall_too():
+    # swap the periods: bookings fall by 1700, Web (-1600) is the largest contributor
+    p = drill_path(make(_drill_rows()), period_a=B, period_b=A, path=("lead_source",))
+    assert (p["segment"].iloc[0], p["change"].iloc[0]) == ("Web", -1600)
+
+
+def test_discount_contributions_by_hand():
+    rows = [
+        deal("won", 700, "2025-05-01", owner_id="X", list_amount=1000.0),  # 30% off
+        deal("won", 2700, "2025-05-01", owner_id="Y", list_amount=3000.0),  # 10% off
+        deal("lost", 50, "2025-05-01", owner_id="X", list_amount=100.0),  # lost: not counted
+    ]
+    f = discount_contributions(make(rows), by="owner_id", period=B)
+    # portfolio discount = 1 - 3400 / 4000 = 0.15
+    # X: 1000 * (0.30 - 0.15) / 4000 = +0.0375 points; ASP: -1000 * 0.15 / 2 won = -75
+    # Y: 3000 * (0.10 - 0.15) / 4000 = -0.0375 points; ASP: +75
+    assert f["owner_id"].tolist() == ["X", "Y"]
+    assert f["average_discount"].iloc[0] == approx(0.15)
+    assert f["discount"].tolist() == approx([0.30, 0.10])
+    assert f["rate_effect"].tolist() == approx([0.0375, -0.0375])
+    assert f["asp_effect"].tolist() == approx([-75, 75])
+    assert f["rate_effect"].sum() == approx(0, abs=1e-12)
+
+
+def test_the_habitual_discounters_are_the_top_discount_contributors(sample):
+    # data/samples/README.md, effect 2: REP-003, REP-008 and REP-013 give 26-27% off list on
+    # their won deals, every other rep 8.6-11.8%
+    f = discount_contributions(sample, by="owner_id", period=("2025-10-01", "2026-09-30"))
+    assert set(f["owner_id"].head(3)) == {"REP-003", "REP-008", "REP-013"}
+    assert (f["discount"].head(3) > 0.2).all()
+    assert f["rate_effect"].sum() == approx(0, abs=1e-12)
+
+
+def test_the_drill_on_the_sample_splits_exactly_at_every_level(sample):
+    pa, pb = ("2024-10-01", "2025-09-30"), ("2025-10-01", "2026-09-30")
+    p = drill_path(sample, period_a=pa, period_b=pb, path=("size_band", "owner"))
+    whole = bookings_bridge(sample, period_a=pa, period_b=pb).iloc[0]
+    assert p["parent_change"].iloc[0] == approx(whole.change)
+    # Enterprise has the largest bookings (effect 4 of data/samples/README.md: ASP $223,800)
+    assert p["segment"].iloc[0] == "Enterprise"
+    parts = p[["volume_effect", "win_rate_effect", "asp_effect"]].sum(axis=1)
+    assert parts.tolist() == approx(p["change"].tolist())
+    assert p["parent_change"].iloc[1] == approx(p["change"].iloc[0])

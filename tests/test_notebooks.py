@@ -136,6 +136,7 @@ MIRRORED_CONSTANTS = [
     ("sticker_shock.ipynb", "discount_bands", "salesops_widgets.metrics.DISCOUNT_BANDS"),
     ("sticker_shock.ipynb", "size_edges", "salesops_widgets.metrics.DEAL_SIZE_EDGES"),
     ("segmentation_explorer.ipynb", "kpis", "salesops_widgets.apps.DEFAULT_KPIS"),
+    ("driver_tree.ipynb", "path", "salesops_widgets.apps.DEFAULT_PATH"),
 ]
 # Defaults a notebook chooses on purpose instead of the constructor's: (notebook, parameter) ->
 # why. Every other parameter a notebook passes straight to the package has the package's default.
@@ -143,6 +144,10 @@ NOTEBOOK_CHOICES = {
     ("segmentation_explorer.ipynb", "second_dimension"): (
         "the page crosses the segments with region for its table and heatmap; "
         "SegmentationExplorer's default is no second dimension"
+    ),
+    ("goal_tracking.ipynb", "goals_path"): (
+        "the page tracks the example goals of the default sample; GoalTracking has no default "
+        "goals file"
     ),
     ("sticker_shock.ipynb", "compare_segments"): (
         "the page compares SMB with Enterprise; StickerShock's default () takes the two largest"

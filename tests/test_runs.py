@@ -596,3 +596,23 @@ def test_reports_open_offline_with_every_chart(
     assert open_report(report) == []
     assert page.locator("table", has_text="opportunities").first.is_visible()
     assert page_log.page_errors == [] and page_log.console_errors == []
+
+
+def test_run_all_includes_the_follow_through_pages_and_gives_them_the_history(tmp_path):
+    from salesops_widgets.runs import RunJob, find_notebooks_dir
+    from salesops_widgets.runs._plan import find_notebooks, notebook_parameters
+    from salesops_widgets.runs._run import _goals_file
+
+    notebooks = find_notebooks("all", find_notebooks_dir())
+    names = {p.name for p in notebooks}
+    assert {"goal_tracking.ipynb", "driver_tree.ipynb"} <= names
+    server = {"data_path": "d", "mapping": "canonical", "history_path": str(tmp_path / "h")}
+    params = notebook_parameters(notebooks, texts={}, values={}, server=server)
+    by_name = {p.name: v for p, v in params.items()}
+    # only the page that declares it gets the history folder
+    assert by_name["goal_tracking.ipynb"]["history_path"] == str(tmp_path / "h")
+    assert "history_path" not in by_name["driver_tree.ipynb"]
+    # the goals file the run measures is the notebook's default, found from its folder
+    job = RunJob(ROOT / "notebooks" / "goal_tracking.ipynb", {}, tmp_path, "s")
+    assert _goals_file(job) == ROOT / "data" / "samples" / "goals.yaml"
+    assert _goals_file(RunJob(ROOT / "notebooks" / "driver_tree.ipynb", {}, tmp_path, "s")) is None

@@ -124,10 +124,9 @@ class Dashboard(t.HasTraits):
         ----------
         parameters
             Name -> value, as the notebook's parameters cell declares them: the filter bar's
-            (``period``, ``date_field``, ``filters``, ``region``; the bar is set to the ones
-            given, the others at their defaults) and the dashboard's own (its keyword
-            arguments). Those not given keep their value. One refresh follows, as after a
-            click on the controls.
+            (``period``, ``date_field``, ``filters``, ``region``) and the dashboard's own (its
+            keyword arguments). Those not given keep their value. One refresh follows, as
+            after a click on the controls.
 
         Raises
         ------
@@ -154,19 +153,21 @@ class Dashboard(t.HasTraits):
             setattr(self, name, value)
 
     def _set_filters(self, values: Mapping[str, Any]) -> None:
-        args = filter_arguments(
-            values.get("period", "all"),
-            values.get("date_field", "created_date"),
-            values.get("filters"),
-            values.get("region"),
-        )
+        """The filter bar's parameters among ``values``; the bar keeps what is not given."""
         bar = self.filter_bar
-        bar.filters = args["filters"]
-        bar.date_field = args["date_field"]
-        if "period" in args:
-            bar.period = args["period"]
-        else:
-            bar.preset = args["preset"]
+        if "filters" in values or "region" in values:
+            kept = {k: v for k, v in bar.filters.items() if k != "region"}
+            region = bar.filters.get("region", ["All"])
+            region = values.get("region", region[0] if len(region) == 1 else "All")
+            bar.filters = filter_arguments(None, "", values.get("filters", kept), region)["filters"]
+        if "date_field" in values:
+            bar.date_field = values["date_field"]
+        if "period" in values:
+            args = filter_arguments(values["period"])
+            if "period" in args:
+                bar.period = args["period"]
+            else:
+                bar.preset = args["preset"]
 
     # ------------------------------------------------------------------------------ helpers
 

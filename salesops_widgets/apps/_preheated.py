@@ -63,10 +63,11 @@ def _wait(loop: asyncio.AbstractEventLoop) -> None:
 def page_parameters(query: str, notebook: Path) -> dict[str, Any]:
     """The dashboard parameters a query string sets for ``notebook``: typed by its parameters
     cell, with the ones not in the query at their defaults; load parameters (``as_of``: the
-    kernel has loaded its data) left out. ``{}`` for an empty query."""
+    kernel has loaded its data) and the server's (``LOCKED``) left out. ``{}`` for an empty
+    query."""
     import nbformat
 
-    from ..runs._parameters import LOAD_PARAMETERS, declared_parameters, url_parameters
+    from ..runs._parameters import LOAD_PARAMETERS, LOCKED, declared_parameters, url_parameters
 
     arguments = parse_qs(query, keep_blank_values=True)
     if not arguments:
@@ -75,7 +76,8 @@ def page_parameters(query: str, notebook: Path) -> dict[str, Any]:
     asked = url_parameters(arguments, nb, defaults={}, notebook=notebook.name)
     declared = declared_parameters(nb)
     values = {name: p.default for name, p in declared.items()} | asked
-    return {k: v for k, v in values.items() if k not in LOAD_PARAMETERS}
+    # nor the server's own (the goals file, the run history): the kernel ran with its values
+    return {k: v for k, v in values.items() if k not in LOAD_PARAMETERS and k not in LOCKED}
 
 
 def _apply(dashboards: list[Any]) -> None:

@@ -9,6 +9,7 @@ URL), and returns ``empty_chart(message)`` when there is nothing to draw.
 from ._common import empty_chart
 from ._cycle import funnel, survival_curves
 from ._distributions import distribution_box, histogram, line_over_time
+from ._goals import STATUS_COLORS, bridge, goal_trend
 from ._pricing import binned_scatter, waterfall
 from ._render import to_png, to_svg
 from ._segments import heatmap, kpi_bars, strata_comparison, transition_heatmap, vs_average
@@ -16,6 +17,9 @@ from ._theme import KINDS
 
 __all__ = [
     "KINDS",
+    "STATUS_COLORS",
+    "bridge",
+    "goal_trend",
     "binned_scatter",
     "distribution_box",
     "empty_chart",

@@ -9,8 +9,15 @@ from ._codes import NOT_SET
 from ._cycle import cycle_histogram, cycle_quantiles, cycle_stats, cycle_summary, open_deal_aging
 from ._deals import DIMENSIONS, available_dimensions, deals, select_deals
 from ._detail import DEAL_LIST_COLUMNS, deal_list
-from ._drivers import asp_bridge, bookings_bridge
+from ._drivers import (
+    asp_bridge,
+    bookings_bridge,
+    bookings_contributions,
+    discount_contributions,
+    drill_path,
+)
 from ._flow import FLOW_MOVEMENTS, pipeline_flow
+from ._goals import GOAL_KPIS, Goal, Milestone, parse_goals, read_goals
 from ._pipeline import pipeline_kpis
 from ._price_views import (
     DEAL_SIZE_EDGES,
@@ -46,6 +53,15 @@ from ._stages import close_date_pushes, stage_durations, stuck_deals
 from ._stats import MIN_CLOSED, wilson_interval
 from ._strata import StrataComparison, compare_strata, mix_adjusted, stratify, tier_migration
 from ._time_to_close import time_to_close, time_to_close_curves, time_to_win, time_to_win_curves
+from ._tracking import (
+    FREQS,
+    STATUSES,
+    expected_value,
+    history_rows,
+    judge,
+    measure_kpi,
+    track_goals,
+)
 from ._whatif import discount_cap_what_if, velocity_levers, velocity_what_if
 
 __all__ = [
@@ -86,6 +102,21 @@ __all__ = [
     "StrataComparison",
     "asp_bridge",
     "bookings_bridge",
+    "bookings_contributions",
+    "discount_contributions",
+    "drill_path",
+    "GOAL_KPIS",
+    "Goal",
+    "Milestone",
+    "parse_goals",
+    "read_goals",
+    "STATUSES",
+    "FREQS",
+    "expected_value",
+    "history_rows",
+    "judge",
+    "measure_kpi",
+    "track_goals",
     "chi_square_test",
     "compare_strata",
     "kruskal_from_counts",

@@ -17,7 +17,7 @@ import pandas as pd
 from ..data import SalesData
 from ..errors import ParameterError
 from ._deals import check_dimensions, select_deals
-from ._measures import aggregate, aggregates, asp, win_rate
+from ._measures import aggregate, aggregates, asp, portfolio_discount, win_rate
 
 __all__ = [
     "BOOKINGS_METHOD",
@@ -27,11 +27,18 @@ __all__ = [
     "asp_bridge",
     "shapley_product",
     "price_mix_split",
+    "bookings_contributions",
+    "drill_path",
+    "discount_contributions",
+    "DISCOUNT_METHOD",
 ]
 
 BOOKINGS_METHOD = "Shapley split of closed × win rate × ASP (mean of the 6 substitution orders)"
 ASP_METHOD = "price effect on current-period quantities"
 TOTAL = "(total)"
+DISCOUNT_METHOD = (
+    "shift-share of the dollar-weighted discount: each segment's rate gap × its list dollars"
+)
 
 
 def _periods(period_a: Any, period_b: Any) -> None:
@@ -270,3 +277,139 @@ def asp_bridge(
     out["method"] = ASP_METHOD
     out["note"] = note
     return out.astype({"won_a": int, "won_b": int})
+
+
+# --------------------------------------------------------------------------------------------------
+# The drill: one level at a time into the largest contributor
+
+
+def bookings_contributions(
+    data: SalesData,
+    *,
+    period_a: tuple[Any, Any] | None = None,
+    period_b: tuple[Any, Any] | None = None,
+    by: str = "size_band",
+    filters: Mapping[str, Any] | None = None,
+    date_field: str = "closed_date",
+) -> pd.DataFrame:
+    """Each segment's part of the change in bookings, largest first in the change's direction.
+
+    Bookings add up over segments, so the segments' changes add up to the total change
+    exactly; ``share`` is each one's part of it (NaN when the total is 0). Each row also holds
+    the segment's own bridge (``volume_effect``, ``win_rate_effect``, ``asp_effect``, which add
+    up to its ``change``; see :func:`bookings_bridge`). ``rank`` 1 is the largest contributor:
+    the largest change with the total's sign (the largest in size when the total is 0).
+    """
+    f = bookings_bridge(
+        data, period_a=period_a, period_b=period_b, by=by, filters=filters, date_field=date_field
+    )
+    total = float(f["change"].sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f["share"] = f["change"] / total if total else np.nan
+    sign = np.sign(total) or 1.0
+    order = np.argsort(-(f["change"].to_numpy() * sign), kind="stable")
+    f = f.iloc[order].reset_index(drop=True)
+    f["rank"] = np.arange(1, len(f) + 1)
+    return f
+
+
+def drill_path(
+    data: SalesData,
+    *,
+    period_a: tuple[Any, Any] | None = None,
+    period_b: tuple[Any, Any] | None = None,
+    path: Sequence[str] = ("size_band", "owner"),
+    filters: Mapping[str, Any] | None = None,
+    date_field: str = "closed_date",
+) -> pd.DataFrame:
+    """Why bookings moved, one level at a time: at each dimension of ``path``, the segment that
+    contributed most to the change of the level above (see :func:`bookings_contributions`),
+    which the next level splits further.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per level: ``level`` (1, 2, ...), ``dimension``, ``segment``, ``filters`` (the
+        filters of that segment, for the next level and the deal list), ``parent_change``,
+        ``change``, ``share`` (of the parent's change), ``volume_effect``, ``win_rate_effect``,
+        ``asp_effect`` and ``segments`` (how many segments the level had). A level with no
+        deal in either period stops the path.
+    """
+    _periods(period_a, period_b)
+    chosen = {
+        k: list(v) if isinstance(v, list | tuple) else [v] for k, v in (filters or {}).items()
+    }
+    rows = []
+    for level, dim in enumerate(path, start=1):
+        f = bookings_contributions(
+            data,
+            period_a=period_a,
+            period_b=period_b,
+            by=dim,
+            filters=chosen,
+            date_field=date_field,
+        )
+        if f.empty:
+            break
+        top = f.iloc[0]
+        chosen = {**chosen, dim: [top[dim]]}
+        rows.append(
+            {
+                "level": level,
+                "dimension": dim,
+                "segment": top[dim],
+                "filters": dict(chosen),
+                "parent_change": float(f["change"].sum()),
+                "change": float(top["change"]),
+                "share": float(top["share"]),
+                "volume_effect": float(top["volume_effect"]),
+                "win_rate_effect": float(top["win_rate_effect"]),
+                "asp_effect": float(top["asp_effect"]),
+                "segments": len(f),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def discount_contributions(
+    data: SalesData,
+    *,
+    by: str = "owner",
+    period: tuple[Any, Any] | None = None,
+    filters: Mapping[str, Any] | None = None,
+    date_field: str = "closed_date",
+) -> pd.DataFrame:
+    """Who pulls the price down: each segment's part of the portfolio discount beyond the
+    average rate (a shift-share split of the dollar-weighted discount over ``by``).
+
+    With L_i and R_i the list and net amounts of segment i's won priced deals, d_i = 1 − R_i/L_i
+    its discount and d = 1 − ΣR/ΣL the portfolio discount:
+
+    - ``rate_effect`` = L_i·(d_i − d)/ΣL: points of portfolio discount the segment adds by
+      discounting more than the average (they add up to 0);
+    - ``asp_effect`` = −L_i·(d_i − d)/N, with N the won deals with an amount (ASP's): the
+      money per won deal it costs (or saves) the ASP against selling at the average discount
+      (they add up to 0).
+
+    Sorted with the largest ``rate_effect`` first (``rank`` 1).
+    """
+    check_dimensions(data, [by], parameter="by")
+    t = select_deals(data, filters, period, date_field=date_field)
+    f = aggregate(t, [by], aggregates(t, "won_with_amount", "net_realized", "list_realized"))
+    f = (
+        f.rename(columns={"won_with_amount": "won"})
+        .astype({c: float for c in ("won", "net_realized", "list_realized")})
+        .fillna(0.0)
+    )
+    f = f[f["list_realized"] > 0].reset_index(drop=True)
+    total_list, won = f["list_realized"].sum(), f["won"].sum()
+    average = float(portfolio_discount(f["net_realized"].sum(), total_list))
+    f["discount"] = portfolio_discount(f["net_realized"], f["list_realized"])
+    f["average_discount"] = average
+    gap = f["list_realized"] * (f["discount"] - average)
+    f["rate_effect"] = gap / total_list if total_list else np.nan
+    f["asp_effect"] = -gap / won if won else np.nan
+    f = f.sort_values("rate_effect", ascending=False, ignore_index=True, kind="stable")
+    f["rank"] = np.arange(1, len(f) + 1)
+    f["method"] = DISCOUNT_METHOD
+    return f.astype({"won": int})

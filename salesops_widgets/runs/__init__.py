@@ -7,6 +7,7 @@ notebook, an HTML report that makes no network request, and ``manifest.json``), 
 """
 
 from ._execute import CellFailure, RunJob, RunResult, execute_job
+from ._history import HISTORY, append_history, read_history, record_run
 from ._parameters import Declared, check_values, declared_parameters, parse_texts
 from ._plan import find_notebooks_dir
 from ._report import external_references, render_report
@@ -22,6 +23,10 @@ __all__ = [
     "render_report",
     "external_references",
     "read_latest",
+    "HISTORY",
+    "append_history",
+    "read_history",
+    "record_run",
     "find_notebooks_dir",
     "Declared",
     "declared_parameters",

@@ -43,7 +43,12 @@ _TRUE = {"true", "1", "yes", "on"}
 # Query keys that Voilà or Jupyter Server read themselves: never notebook parameters.
 VOILA_KEYS = frozenset({"token", "template", "theme", "classic-tree", "_xsrf"})
 # Parameters the server sets for every dashboard: a URL must not point them elsewhere.
-LOCKED = {"data_path": "--data", "mapping": "--mapping"}
+LOCKED = {
+    "data_path": "--data",
+    "mapping": "--mapping",
+    "goals_path": "--goals",
+    "history_path": "--history",
+}
 # Parameters read when the data is loaded, not dashboard state: a kernel that loaded its data
 # before a request came (a preheated one) cannot take another value of these.
 LOAD_PARAMETERS = frozenset({"data_path", "mapping", "as_of"})

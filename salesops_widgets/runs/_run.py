@@ -13,6 +13,8 @@ import nbformat
 from ._batch import run_jobs
 from ._execute import RunJob, RunResult
 from ._fingerprint import data_fingerprint
+from ._history import HISTORY, record_run
+from ._parameters import declared_parameters
 from ._plan import (
     absolute_source,
     find_notebooks,
@@ -69,7 +71,8 @@ def run_notebooks(
     Returns
     -------
     list of RunResult
-        One per notebook, failed ones included.
+        One per notebook, failed ones included. When every notebook ran, the KPIs of the run
+        are appended to ``out/history`` (see ``_history.py``); a failed run adds nothing.
 
     Raises
     ------
@@ -82,15 +85,33 @@ def run_notebooks(
     data, mapping = absolute_source(data), absolute_source(mapping)
     texts = parse_assignments(assignments)
     values = read_params_file(params_file)
+    out = out.absolute()
     server = {"data_path": data, "mapping": mapping}
+    if "history_path" not in {*texts, *values}:  # the goal tracking reads this run's history
+        server["history_path"] = str(out / HISTORY)
     params = notebook_parameters(notebooks, texts=texts, values=values, server=server)
-    context = run_context(data, mapping, as_of=_as_of(texts, values))
-    run_stamp, out = stamp(), out.absolute()
+    as_of = _as_of(texts, values)
+    context = run_context(data, mapping, as_of=as_of)
+    run_stamp = stamp()
     jobs = [
         RunJob(path, chosen, out, run_stamp, timeout, _kernel_name(path), context)
         for path, chosen in params.items()
     ]
-    return run_jobs(jobs, workers=workers, console=console)
+    results = run_jobs(jobs, workers=workers, console=console)
+    if all(r.ok for r in results):  # a failed run adds nothing to the history
+        goals = [g for g in map(_goals_file, jobs) if g is not None]
+        record_run(out, run_stamp, data=data, mapping=mapping, as_of=as_of, goals_files=goals)
+    return results
+
+
+def _goals_file(job: RunJob) -> Path | None:
+    """The goals file of a notebook that declares ``goals_path``, found as its kernel finds it
+    (from the notebook's folder); None for the others."""
+    declared = declared_parameters(nbformat.read(job.notebook, as_version=4))
+    if "goals_path" not in declared:
+        return None
+    given = job.parameters.get("goals_path", declared["goals_path"].default)
+    return (job.notebook.parent / given).resolve() if given else None
 
 
 def run_context(data: str, mapping: str, *, as_of: str | None) -> dict[str, Any]:

@@ -42,16 +42,24 @@ class ServeOptions:
     base_url: str = "/"
     data: str | None = None  # default data_path for every dashboard
     mapping: str | None = None  # default mapping for every dashboard
+    goals: str | None = None  # the goals file of the goal tracking
+    history: str | None = None  # the run history folder of the goal tracking
     cull_idle_seconds: int = 1200  # shut down kernels idle this long (0: never)
     cull_interval_seconds: int = 60
     preheat: int = 1  # preheated kernels kept per dashboard (0: none, every page starts one)
     pools: tuple[tuple[str, int], ...] = ()  # (dashboard, kernels): other pool sizes for these
 
     def defaults(self) -> dict[str, Any]:
-        """The server-side parameter values: ``data_path`` and ``mapping`` when given."""
+        """The server-side parameter values: ``data_path``, ``mapping``, ``goals_path`` and
+        ``history_path`` when given."""
         from ..runs._plan import absolute_source
 
-        found = {"data_path": self.data, "mapping": self.mapping}
+        found = {
+            "data_path": self.data,
+            "mapping": self.mapping,
+            "goals_path": self.goals,
+            "history_path": self.history,
+        }
         return {k: absolute_source(v) for k, v in found.items() if v is not None}
 
 
