@@ -55,12 +55,19 @@ class ChartBundleHandler(RequestHandler):
 class SalesOpsVoila(Voila):
     """Voilà, serving dashboards with :class:`DashboardHandler`, and the charts' bundle."""
 
+    _bundle_route: tuple | None = None
+
+    def init_settings(self) -> dict:
+        # first: the kernel manager made here copies the environment for its preheated kernels
+        self._bundle_route = self._chart_bundle_route()
+        return super().init_settings()
+
     def init_handlers(self) -> list:
         routes = [
             (route[0], DashboardHandler, *route[2:]) if route[1] is TornadoVoilaHandler else route
             for route in super().init_handlers()
         ]
-        return [self._chart_bundle_route(), *routes]
+        return [self._bundle_route or self._chart_bundle_route(), *routes]
 
     def _chart_bundle_route(self) -> tuple:
         """The bundle's route; sets ``SALESOPS_CHART_BUNDLE_URL`` for the kernels to come."""
