@@ -4,17 +4,18 @@ kernel memory; print JSON.
 python -m benchmarks.dashboards [--repeat 3] [--only NAME ...]
     [--skip browser split preheated papermill live]
 
-- ``browser``: each dashboard opened N times in chromium from ``salesops serve`` on the default
-  sample (a fresh kernel per page: cold). Times come from the page's own clock
+- ``browser``: each dashboard opened N times in chromium from ``salesops serve --preheat 0``
+  on the default sample (a fresh kernel per page: cold). Times come from the page's own clock
   (``performance.now()``, from navigation start): first chart drawn and shown, every chart,
   the cells shown. Memory: RSS of the page's kernel (psutil) after the page is done, and its
   peak while loading.
 - ``split``: where a cold page's time goes. A kernel started the way Voilà starts it (its
   environment, so no static fallbacks are built), timed to ready; then the notebook's cells on
-  it, with the server's parameters. A preheated kernel would save both.
-- ``preheated``: the same pages from a second Voilà with ``preheat_kernel`` and no URL
-  parameters (the set-up docs/deploy.md describes for a dashboard that needs it): the page of
-  a kernel that already ran the notebook.
+  it, with the server's parameters. A preheated kernel saves both.
+- ``preheated``: the same pages from ``salesops serve``'s Voilà with a pool of preheated
+  kernels for that dashboard (never refilled while measured): the page of a kernel that already
+  ran the notebook, opened plain and as a link (``?region=EMEA``), whose view the kernel applies
+  after the request (``link_view_shown``: EMEA chosen in the filter bar, no refresh running).
 - ``papermill``: each notebook executed by papermill as ``salesops run`` does it (kernels with
   ``SALESOPS_RENDER=static``) and as it did before (live JupyterCharts), against the floor: a
   notebook that only imports the package. Wall time, executed notebook size, kernel peak RSS,
@@ -65,8 +66,20 @@ new MutationObserver(() => {
   if (charts >= 1) mark('first_chart_drawn');
   if (charts >= 1 && shown) mark('first_chart_shown');
   if (charts >= window.__expected && window.__expected > 0 && shown) mark('all_charts_shown');
+  // a link's view (?region=EMEA): its region chosen in the filter bar, no refresh running, and
+  // the charts drawn since it was chosen
+  const want = window.__region;
+  if (want && shown) {
+    const chosen = [...document.querySelectorAll('select[multiple] option')]
+      .some(o => o.selected && o.textContent.startsWith(want));
+    const busy = [...document.querySelectorAll('.salesops-busy')]
+      .some(b => b.offsetParent !== null);
+    if (chosen) mark('link_chosen');
+    if (chosen && !busy && charts >= 1) mark('link_view_shown');
+  }
 }).observe(document, {subtree: true, childList: true, attributes: true});
 """
+LINK_REGION = "EMEA"  # the link measured on preheated kernels: ?region=EMEA
 
 
 def dashboards(only: list[str] | None) -> list[Path]:
@@ -187,14 +200,14 @@ def server(argv: list[str], log: Path) -> Any:
 
 
 def salesops_serve(log: Path):
+    """``salesops serve`` with no preheated kernel: every page is a cold start."""
     salesops = Path(sys.executable).with_name("salesops")
-    return server([str(salesops), "serve", "--data", str(SAMPLE)], log)
+    return server([str(salesops), "serve", "--data", str(SAMPLE), "--preheat", "0"], log)
 
 
 def preheated_voila(notebook: Path, pool: int, log: Path):
-    """Voilà on the notebooks folder with ``pool`` preheated kernels for ``notebook`` only (the
-    notebook run with its default parameters), never refilled during the benchmark; our
-    template and settings otherwise, but no URL parameters (Voilà refuses both).
+    """``salesops serve``'s Voilà (URL parameters, hook and all) with ``pool`` preheated kernels
+    for ``notebook`` only, never refilled during the benchmark.
 
     The folder, not the notebook alone: a single-notebook Voilà renders every path, so the
     browser's request for /favicon.ico takes a preheated kernel too.
@@ -212,10 +225,8 @@ def _serve_preheated(name: str, pool: int, port: int) -> None:
     os.environ["JUPYTER_PATH"] = str(find_jupyter_data())
     from salesops_widgets.serve._app import SalesOpsVoila
 
-    options = ServeOptions(notebooks=NOTEBOOKS, port=port)
+    options = ServeOptions(notebooks=NOTEBOOKS, port=port, data=str(SAMPLE), preheat=pool)
     c = voila_config(options)
-    c.VoilaConfiguration.prelaunch_hook = None
-    c.VoilaConfiguration.preheat_kernel = True
     pools = {"default": {"pool_size": 0}, name: {"pool_size": pool}}
     c.VoilaKernelManager.kernel_pools_config = pools
     c.VoilaKernelManager.fill_delay = 3600  # no refill competing with the pages measured
@@ -244,10 +255,14 @@ def count_charts(notebook: Path, url: str, browser, settle_s: float = 10.0) -> i
     return n
 
 
-def open_page(browser, url: str, charts: int, process: psutil.Process) -> dict[str, Any]:
-    """One page load: the page's timings (s) and the memory (MB) of the kernel it started."""
+def open_page(
+    browser, url: str, charts: int, process: psutil.Process, region: str = ""
+) -> dict[str, Any]:
+    """One page load: the page's timings (s) and the memory (MB) of the kernel it started;
+    with ``region``, also when the link's view (that region) is shown."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.add_init_script(f"window.__expected = {charts};\n{TIMING_SCRIPT}")
+    setup = f"window.__expected = {charts}; window.__region = {json.dumps(region)};"
+    context.add_init_script(f"{setup}\n{TIMING_SCRIPT}")
     page = context.new_page()
     with KernelMemory(process) as memory:
         page.goto(url, timeout=600_000)
@@ -255,6 +270,10 @@ def open_page(browser, url: str, charts: int, process: psutil.Process) -> dict[s
         if charts:
             page.wait_for_function(
                 "() => window.__timing.all_charts_shown !== undefined", timeout=600_000
+            )
+        if region:
+            page.wait_for_function(
+                "() => window.__timing.link_view_shown !== undefined", timeout=600_000
             )
         page.wait_for_timeout(1000)  # memory settles after the widgets sync
     timing = page.evaluate("window.__timing")
@@ -315,14 +334,21 @@ def measure_preheated(notebooks: list[Path], repeat: int, logs: Path) -> dict[st
 
         def one(nb: Path) -> dict[str, Any]:
             log = logs / f"preheated-{nb.stem}.log"
-            with preheated_voila(nb, repeat + 1, log) as (base, process):
+            link = nb.stem != "data_quality"  # it has no filter bar
+            pool = 1 + repeat * (2 if link else 1)
+            with preheated_voila(nb, pool, log) as (base, process):
                 url = f"{base}voila/render/{nb.name}"
-                _wait_for_idle_kernels(process, repeat + 1)  # every pool kernel ran the notebook
+                _wait_for_idle_kernels(process, pool)  # every pool kernel ran the notebook
                 charts = count_charts(nb, url, browser)  # the first page only counts the charts
                 loads = [open_page(browser, url, charts, process) for _ in range(repeat)]
-            for load in loads:  # the page's kernel was started before: not measured here
+                links = [
+                    open_page(browser, f"{url}?region={LINK_REGION}", charts, process, LINK_REGION)
+                    for _ in range(repeat if link else 0)
+                ]
+            for load in loads + links:  # the page's kernel was started before: not measured
                 del load["kernel_rss_mb"], load["kernel_peak_rss_mb"]
-            return {"charts": charts, **_summary(loads)}
+            out = {"charts": charts, **_summary(loads)}
+            return out | ({"link": _summary(links)} if links else {})
 
         for nb in notebooks:
             out[nb.stem] = guarded(f"preheated {nb.stem}", one, nb)

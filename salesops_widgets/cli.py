@@ -464,13 +464,29 @@ def serve(
     cull_idle: Annotated[
         int, typer.Option("--cull-idle", min=0, help="Stop kernels idle this many seconds.")
     ] = 1200,
+    preheat: Annotated[
+        int,
+        typer.Option(
+            "--preheat",
+            min=0,
+            help="Kernels kept ready per dashboard, having run it (0: each page starts one).",
+        ),
+    ] = 1,
+    pool: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pool",
+            help="DASHBOARD=N: preheated kernels for this dashboard instead (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the notebooks as Voilà dashboards (no code shown, no request to the internet).
 
-    URL query parameters (?region=EMEA&as_of=2026-09-30) set the notebook's parameters.
+    URL query parameters (?region=EMEA&as_of=2026-09-30) set the notebook's parameters, on a
+    preheated kernel too.
     """
     from .runs import find_notebooks_dir
-    from .serve import ServeOptions
+    from .serve import ServeOptions, parse_pools
     from .serve import serve as run_server
 
     try:
@@ -483,6 +499,8 @@ def serve(
             data=data,
             mapping=mapping,
             cull_idle_seconds=cull_idle,
+            preheat=preheat,
+            pools=parse_pools(pool or []),
         )
         run_server(options)
     except ParameterError as exc:

@@ -294,10 +294,13 @@ def serve_url(sample_dirs: dict[str, Path], request: pytest.FixtureRequest) -> I
     """Base URL of ``salesops serve`` on a free port, serving notebooks/ on the default sample.
 
     Unlike ``voila_url``, this is the production set-up: sources stripped, tracebacks hidden,
-    URL parameters mapped onto the parameters cell. Its log goes to tmp/artifacts/.
+    URL parameters mapped onto the parameters cell; but no preheated kernels. Its log goes to
+    tmp/artifacts/.
     """
     log_name = f"serve-{worker_id(request.config)}.log"
-    with salesops_serve(sample_dirs["default"], log_name) as url:
+    # no preheated kernels: each page's own kernel, as the tests expect (one test module
+    # checks preheated kernels on a server of its own)
+    with salesops_serve(sample_dirs["default"], log_name, "--preheat", "0") as url:
         yield url
 
 

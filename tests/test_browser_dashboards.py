@@ -13,6 +13,9 @@ For each dashboard of DASHBOARDS, one page load, then in order:
   formats them (``format_value``);
 - still no console error and no outside request after all that clicking.
 
+And a link with parameters, opened on a preheated kernel (``--preheat``), shows the view it
+names, not the defaults the kernel ran the notebook with.
+
 Every expected number is computed here from ``load(sample)`` and the metrics functions, never
 read from the page. Adding a dashboard is one line in DASHBOARDS (its chart count, and which
 numbers follow the filter and which mark to click, when it has them).
@@ -21,6 +24,7 @@ numbers follow the filter and which mark to click, when it has them).
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,10 +35,12 @@ import pandas as pd
 import pytest
 from _helpers import ROOT
 from conftest import (
+    ARTIFACTS_DIR,
     PageLog,
     call_failed,
     close,
     recorded_page,
+    salesops_serve,
     save_artifacts,
     wait_for_texts,
 )
@@ -462,3 +468,57 @@ def test_no_console_error_or_outside_request_after_interacting(view):
     assert view.log.console_errors == []
     assert view.log.external_requests == []
     assert errors_on(view.page) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# A preheated kernel honours the link's parameters
+
+PREHEATED = "segmentation_explorer.ipynb"
+POOL_FILLED = f"Kernel pool of {PREHEATED} is filled"  # Voilà's log line once it has run
+USED_PREHEATED = "Using pre-heated kernel"  # Voilà's log line when a page takes it
+
+
+@pytest.fixture(scope="module")
+def preheated_serve(sample_dirs, tmp_path_factory):
+    """``salesops serve --preheat 1`` on a folder with one dashboard, once its kernel has run the
+    notebook: ``(base URL, server log path)``."""
+    folder = tmp_path_factory.mktemp("preheated")
+    shutil.copy(ROOT / "notebooks" / PREHEATED, folder / PREHEATED)
+    log_name = "serve-preheated.log"
+    with salesops_serve(
+        sample_dirs["default"], log_name, "--notebooks", str(folder), "--preheat", "1"
+    ) as url:
+        log = ARTIFACTS_DIR / log_name
+        deadline = time.monotonic() + RENDER_TIMEOUT_MS / 1000
+        while POOL_FILLED not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert POOL_FILLED in log.read_text(), "the preheated kernel never finished the notebook"
+        yield url, log
+
+
+def test_a_link_on_a_preheated_kernel_opens_the_view_it_names(browser, preheated_serve, sample):
+    url, server_log = preheated_serve
+    numbers = cards()
+    everything = numbers.expected(sample, {})
+    expected = numbers.expected(sample, {"region": [REGION]})
+    assert expected != everything, f"{REGION} alone must change the numbers, or this proves nothing"
+    log = PageLog()
+    context, page = recorded_page(browser, log)
+    try:
+        page.goto(f"{url}voila/render/{PREHEATED}?region={REGION}", timeout=RENDER_TIMEOUT_MS)
+        page.locator("#rendered_cells").wait_for(state="visible", timeout=RENDER_TIMEOUT_MS)
+        assert USED_PREHEATED in server_log.read_text(), "the page did not get the preheated kernel"
+        # the cards, and the filter bar's region list, follow the link, not the defaults
+        assert wait_until_equal(lambda: numbers.shown(page), expected) == expected
+        region = page.locator(
+            "xpath=//b[normalize-space()='Region']/ancestor::div"
+            "[contains(@class,'widget-vbox')][1]//select[@multiple]"
+        )
+        chosen = region.evaluate("s => [...s.selectedOptions].map(o => o.textContent)")
+        assert [re.split(r"\s\(", c)[0] for c in chosen] == [REGION]  # "EMEA (6,539)"
+        assert errors_on(page) == [] and log.console_errors == [] and log.external_requests == []
+    except Exception:
+        save_artifacts(page, "preheated-link")
+        raise
+    finally:
+        close(context, page)

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 from _helpers import ROOT
-from conftest import wait_for_texts
+from conftest import free_port, wait_for_texts
 from tornado.web import HTTPError
 from typer.testing import CliRunner
 
@@ -31,6 +31,9 @@ from salesops_widgets.serve import (
     describe,
     find_jupyter_data,
     parameterize,
+    parse_pools,
+    preheated_kernel_serves,
+    serve,
     url_parameters,
     voila_argv,
     voila_config,
@@ -75,7 +78,9 @@ def test_config_defaults_are_local_offline_and_quiet():
     assert vc.allow_template_override == "NO"  # ?template=lab would bring back the CDN links
     assert vc.strip_sources is True
     assert vc.show_tracebacks is False
-    assert vc.preheat_kernel is False  # Voilà refuses it with a prelaunch_hook
+    # one preheated kernel per dashboard, beside the prelaunch hook (Voilà refuses the pair;
+    # SalesOpsVoila keeps both, see test_preheated_kernels_and_the_hook_start_together)
+    assert (vc.preheat_kernel, vc.default_pool_size) == (True, 1)
     assert isinstance(vc.prelaunch_hook, UrlParameters)
     assert vc.prelaunch_hook.defaults == {}
     assert isinstance(vc.page_config_hook, DashboardIndex)
@@ -97,8 +102,10 @@ def test_config_with_token_base_url_and_data(tmp_path, monkeypatch):
         data="export",
         mapping="salesforce",
         cull_idle_seconds=300,
+        preheat=0,
     )
     c = voila_config(options)
+    assert c.VoilaConfiguration.preheat_kernel is False  # --preheat 0: a kernel per page
     assert (c.Voila.ip, c.Voila.port, c.Voila.token) == ("0.0.0.0", 9000, "s3cret")
     assert c.Voila.base_url == "/salesops/"
     # kernels run in the notebook's folder: a relative --data is made absolute
@@ -219,6 +226,70 @@ def test_prelaunch_hook():
     assert caught.value.status_code == 400
     message = caught.value.log_message % caught.value.args  # what the error page shows
     assert "regoin" in message and "data_quality.ipynb" in message
+
+
+def test_prelaunch_hook_of_a_preheated_kernel_sets_the_server_defaults_only():
+    # Voilà calls the hook with no handler when it preheats: no request, no URL yet
+    nb = read_nb(DATA_QUALITY)
+    done = UrlParameters({"data_path": "/srv/crm", "mapping": "salesforce"})(None, nb, ".")
+    injected = next(c for c in done.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert 'data_path = "/srv/crm"' in injected.source and "as_of" not in injected.source
+    assert UrlParameters()(None, nb, ".") is None
+
+
+@pytest.mark.parametrize(
+    ("values", "serves"),
+    [
+        ({}, True),
+        ({"region": "EMEA", "dimension": "industry"}, True),  # the dashboard's own state
+        ({"as_of": ""}, True),  # the as-of date the kernel loaded with
+        ({"as_of": "2026-06-30"}, False),  # another as-of date: the data must be loaded again
+        ({"region": "EMEA", "as_of": "2026-06-30"}, False),
+    ],
+)
+def test_a_preheated_kernel_serves_links_it_can_apply(values, serves):
+    nb = read_nb(NOTEBOOKS / "segmentation_explorer.ipynb")
+    request = fake_handler("/voila/render/segmentation_explorer.ipynb", **values).request
+    assert preheated_kernel_serves(request, nb) is serves
+
+
+def test_a_bad_link_is_refused_before_a_preheated_kernel_is_used():
+    nb = read_nb(NOTEBOOKS / "segmentation_explorer.ipynb")
+    for values in ({"regoin": "EMEA"}, {"data_path": "/etc"}, {"filters": "EMEA"}):
+        request = fake_handler("/voila/render/segmentation_explorer.ipynb", **values).request
+        with pytest.raises(HTTPError) as caught:
+            preheated_kernel_serves(request, nb)
+        assert caught.value.status_code == 400
+
+
+def test_preheated_kernels_and_the_hook_start_together(tmp_path):
+    from salesops_widgets.serve._app import SalesOpsVoila
+
+    app = SalesOpsVoila(config=voila_config(ServeOptions(notebooks=tmp_path, port=free_port())))
+    app.initialize([str(tmp_path)])  # plain Voilà raises: incompatible
+    assert app.voila_configuration.preheat_kernel is True
+    assert isinstance(app.voila_configuration.prelaunch_hook, UrlParameters)
+
+
+def test_a_pool_size_per_dashboard():
+    pools = parse_pools(["segmentation_explorer=25", "sticker_shock.ipynb=0"])
+    c = voila_config(ServeOptions(notebooks=NOTEBOOKS, preheat=0, pools=pools))
+    assert c.VoilaConfiguration.preheat_kernel is True  # one dashboard has a pool
+    assert c.VoilaKernelManager.kernel_pools_config == {
+        "default": {"pool_size": 0},
+        "segmentation_explorer.ipynb": {"pool_size": 25},
+        "sticker_shock.ipynb": {"pool_size": 0},
+    }
+    for bad in ("segmentation_explorer", "=3", "segmentation_explorer=-1", "x=two"):
+        with pytest.raises(ParameterError, match="--pool"):
+            parse_pools([bad])
+    with pytest.raises(ParameterError, match="--pool nope=2"):
+        serve(ServeOptions(notebooks=NOTEBOOKS, pools=(("nope", 2),)))
+
+
+def test_preheat_must_not_be_negative():
+    with pytest.raises(ParameterError, match="--preheat -1"):
+        serve(ServeOptions(notebooks=NOTEBOOKS, preheat=-1))  # refused before it starts
 
 
 # --------------------------------------------------------------------------------------------------

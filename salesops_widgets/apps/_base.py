@@ -23,9 +23,12 @@ from ..data import SalesData
 from ..errors import ParameterError
 from ..widgets import ChartView, DetailView, ExportBar, FilterBar, QualityPanel, Refresher
 from ._common import Panel, dimension_label, dimension_options, filter_arguments
+from ._preheated import follow_page
 
-__all__ = ["DRILL", "Dashboard", "Part"]
+__all__ = ["DRILL", "FILTER_PARAMETERS", "Dashboard", "Part"]
 
+# The notebook parameters that set the filter bar; a dashboard's other parameters are its traits.
+FILTER_PARAMETERS = ("period", "date_field", "filters", "region")
 _ROUNDS = 3  # refresh rounds at most: the parts a refresh makes stale (a click undone by a redraw)
 
 
@@ -112,6 +115,59 @@ class Dashboard(t.HasTraits):
         self.quality = QualityPanel(data)
         self.drilldown = Panel([self.detail, ExportBar(table=self.detail.table, name="deals")])
 
+    # ------------------------------------------------------------------------------ parameters
+
+    def apply_parameters(self, parameters: Mapping[str, Any]) -> None:
+        """Show what notebook parameters ask for, as if the controls had been set to them.
+
+        Parameters
+        ----------
+        parameters
+            Name -> value, as the notebook's parameters cell declares them: the filter bar's
+            (``period``, ``date_field``, ``filters``, ``region``; the bar is set to the ones
+            given, the others at their defaults) and the dashboard's own (its keyword
+            arguments). Those not given keep their value. One refresh follows, as after a
+            click on the controls.
+
+        Raises
+        ------
+        ParameterError
+            A name that is not a parameter of this dashboard, or a bad value (nothing is set).
+        """
+        values = dict(parameters)
+        bar = {name: values.pop(name) for name in FILTER_PARAMETERS if name in values}
+        unknown = sorted(name for name in values if not self.has_trait(name))
+        if unknown:
+            raise ParameterError(
+                f"{type(self).__name__} has no parameter {', '.join(map(repr, unknown))}; its "
+                f"parameters are {', '.join(FILTER_PARAMETERS)} and its keyword arguments."
+            )
+        with self.hold_trait_notifications():
+            self._set_parameters(**values)
+        if bar:
+            self._set_filters(bar)
+
+    def _set_parameters(self, **values: Any) -> None:
+        """Set the dashboard's own parameters (the constructor's and ``apply_parameters``'
+        one path); a subclass converts notebook-style values first."""
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def _set_filters(self, values: Mapping[str, Any]) -> None:
+        args = filter_arguments(
+            values.get("period", "all"),
+            values.get("date_field", "created_date"),
+            values.get("filters"),
+            values.get("region"),
+        )
+        bar = self.filter_bar
+        bar.filters = args["filters"]
+        bar.date_field = args["date_field"]
+        if "period" in args:
+            bar.period = args["period"]
+        else:
+            bar.preset = args["preset"]
+
     # ------------------------------------------------------------------------------ helpers
 
     def _selection(self) -> dict[str, Any]:
@@ -152,11 +208,13 @@ class Dashboard(t.HasTraits):
 
     def _start(self) -> None:
         """Follow what every part is on, then render every part at once (a bad parameter
-        raises here, so a notebook stops at it)."""
+        raises here, so a notebook stops at it). In a preheated Voilà kernel, the page's URL
+        parameters are applied when its request comes (``_preheated``)."""
         traits = {name for part in self.PARTS for name in part.on if self.has_trait(name)}
         self.filter_bar.observe(self._on_change, "selection")
         self.observe(self._on_change, sorted(traits))
         self._apply(self._compute({part.name for part in self.PARTS}))
+        follow_page(self)
 
     def _on_change(self, change: dict) -> None:
         self._schedule(["selection" if change["owner"] is self.filter_bar else change["name"]])

@@ -146,18 +146,35 @@ class SalesCycleAcceleration(Dashboard):
     ) -> None:
         super().__init__(data, **options)
         self._build_widgets(data.base_currency)
-        stages = [stage_order] if isinstance(stage_order, str) else list(stage_order or [])
-        with self.hold_trait_notifications():  # notebook parameters: any type, checked here
-            self.dimension = str(dimension)
-            self.stage_order = [str(s) for s in stages]
-            self.stuck_threshold = stuck_threshold
-            self.flow_start, self.flow_end = str(flow_start or ""), str(flow_end or "")
-            self.cycle_cut = show._number(cycle_cut, "cycle_cut", "0.1 for 10% shorter")
-            self.win_rate_points = show._number(win_rate_points, "win_rate_points", _POINTS)
-            self.asp_lift = show._number(asp_lift, "asp_lift", "0.05 for 5% higher")
+        with self.hold_trait_notifications():
+            self._set_parameters(
+                dimension=dimension,
+                stage_order=stage_order,
+                stuck_threshold=stuck_threshold,
+                flow_start=flow_start,
+                flow_end=flow_end,
+                cycle_cut=cycle_cut,
+                win_rate_points=win_rate_points,
+                asp_lift=asp_lift,
+            )
         self._build_sections()
         self._follow_clicks(self.box, self.funnel_chart, self.aging, self.velocity_chart)
         self._start()
+
+    def _set_parameters(self, **values: Any) -> None:
+        """Notebook parameters, of any type, checked and converted here."""
+        convert = {
+            "dimension": str,
+            "stage_order": _stage_list,
+            "flow_start": _date_text,
+            "flow_end": _date_text,
+            "cycle_cut": lambda v: show._number(v, "cycle_cut", "0.1 for 10% shorter"),
+            "win_rate_points": lambda v: show._number(v, "win_rate_points", _POINTS),
+            "asp_lift": lambda v: show._number(v, "asp_lift", "0.05 for 5% higher"),
+        }
+        super()._set_parameters(
+            **{name: convert.get(name, _same)(value) for name, value in values.items()}
+        )
 
     def _build_widgets(self, currency: str | None) -> None:
         self.cards = KPICards()
@@ -394,3 +411,17 @@ class SalesCycleAcceleration(Dashboard):
         )
         self.deals_table.empty_message = "No open deal here is over its stage's threshold."
         self.deals_table.data = show._deals_display(shown, dim)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _stage_list(stages: Any) -> list[str]:
+    """A stage order from a notebook parameter: a list, one stage name, or empty."""
+    stages = [stages] if isinstance(stages, str) else list(stages or [])
+    return [str(s) for s in stages]
+
+
+def _date_text(value: Any) -> str:
+    return str(value or "")

@@ -109,13 +109,15 @@ class StickerShock(Dashboard):
         super().__init__(data, sort=sort, **options)
         self._build_widgets(data.base_currency)
         with self.hold_trait_notifications():
-            self.segment = segment
-            self.corridor = tuple(corridor)
-            self.discount_bands = list(discount_bands)
-            self.size_edges = list(size_edges)
-            self.cap = cap
+            self._set_parameters(
+                segment=segment,
+                corridor=corridor,
+                discount_bands=discount_bands,
+                size_edges=size_edges,
+                cap=cap,
+            )
         self.segment_values = self._segment_values()
-        self.compare_segments = list(compare_segments) or self._largest_two()
+        self._set_parameters(compare_segments=compare_segments)
         self.observe(self._on_segment, "segment")  # before the controls: they show its values
         self.controls = Controls([self._dimension_control("segment"), compare_controls(self)])
         self.controls.children = [*self.controls.children, self.status]
@@ -123,6 +125,16 @@ class StickerShock(Dashboard):
         self._follow_clicks(*self.dispersion.values(), self.leakage_chart, self.realization)
         self.heatmap.observe(self._on_cell, "selected")
         self._start()
+
+    def _set_parameters(self, **values: Any) -> None:
+        """Notebook-style values (lists) as the traits take them; no compared segments: the
+        segment's two largest."""
+        for name, convert in (("corridor", tuple), ("discount_bands", list), ("size_edges", list)):
+            if name in values:
+                values[name] = convert(values[name])
+        if "compare_segments" in values:
+            values["compare_segments"] = list(values["compare_segments"]) or self._largest_two()
+        super()._set_parameters(**values)
 
     # ------------------------------------------------------------------------------ validation
 

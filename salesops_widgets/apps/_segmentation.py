@@ -119,17 +119,24 @@ class SegmentationExplorer(Dashboard):
         self.ranking_table = DataTable(small_n="small_n", title="Each segment against the rest")
         self._views: dict[str, ChartView] = {}
         with self.hold_trait_notifications():
-            self.dimension = dimension
-            self.second_dimension = second_dimension
-            self.kpis = list(kpis)
-            self.heatmap_kpi = heatmap_kpi
-            self.rank_kpi = rank_kpi
+            self._set_parameters(
+                dimension=dimension,
+                second_dimension=second_dimension,
+                kpis=kpis,
+                heatmap_kpi=heatmap_kpi,
+                rank_kpi=rank_kpi,
+            )
         self.controls = self._build_controls()
         self.segments = Panel([self.table, ExportBar(table=self.table, name="segments")])
         self.heatmap_view = Panel([self.heatmap, ExportBar(chart=self.heatmap, name="heatmap")])
         self.ranking_view = Panel([self.ranking, self.ranking_table])
         self._follow_clicks(self.heatmap, self.ranking)
         self._start()
+
+    def _set_parameters(self, **values: Any) -> None:
+        if "kpis" in values:
+            values["kpis"] = list(values["kpis"])
+        super()._set_parameters(**values)
 
     # ------------------------------------------------------------------------------ validation
 

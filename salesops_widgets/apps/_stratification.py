@@ -17,6 +17,7 @@ import traitlets as t
 
 from .. import charts, metrics
 from .._catalog import CATALOGUE
+from .._dates import date_parameter
 from ..data import SalesData
 from ..errors import MissingDataError, ParameterError
 from ..widgets import ChartView, DataTable, ExportBar
@@ -99,7 +100,7 @@ class StratificationComparisons(Dashboard):
         Part("tiers", on=_TIERING),
         Part("outcomes", on=(*_TIERING, "outcomes")),
         Part("mix", on=(*_TIERING, "standardize_on", "mix_outcome")),
-        Part("migration", on=_TIERING),
+        Part("migration", on=(*_TIERING, "period_a", "period_b")),
         DRILL,
     )
 
@@ -109,6 +110,13 @@ class StratificationComparisons(Dashboard):
     outcomes = t.List(t.Unicode(), help=f"Outcomes compared: {', '.join(OUTCOMES)}.")
     standardize_on = t.Unicode("size_band", help="Dimension of the mix adjustment.")
     mix_outcome = t.Unicode("win_rate", help="Outcome of the mix adjustment (win_rate or asp).")
+    period_a = t.Any(
+        allow_none=False,
+        help="Tier migration from: (start, end) dates; None or '' for the default.",
+    )
+    period_b = t.Any(
+        allow_none=False, help="Tier migration to: (start, end) dates; None or '' for the default."
+    )
 
     def __init__(
         self,
@@ -125,9 +133,7 @@ class StratificationComparisons(Dashboard):
         **options: Any,
     ) -> None:
         super().__init__(data, **options)
-        default_a, default_b = _default_periods(data.as_of)
-        self.period_a = tuple(period_a) if period_a else default_a
-        self.period_b = tuple(period_b) if period_b else default_b
+        self.period_a, self.period_b = period_a or "", period_b or ""  # "": the default
         self.tiers = DataTable(title="The tiers", small_n="small_n")
         self.entities = DataTable(title="Every ranked entity", small_n="small_n", max_rows=100)
         self.comparisons = Grid()
@@ -159,6 +165,26 @@ class StratificationComparisons(Dashboard):
         if value not in choices:
             raise ParameterError(f"{name}={value!r}: choose one of {', '.join(choices)}.")
         return value
+
+    @t.validate("period_a", "period_b")
+    def _valid_period(self, proposal: dict) -> tuple[_dt.date, _dt.date]:
+        name, value = proposal["trait"].name, proposal["value"]
+        default_a, default_b = _default_periods(self.data.as_of)
+        if value is None or value == "" or (not isinstance(value, str) and len(value) == 0):
+            return default_a if name == "period_a" else default_b
+        if isinstance(value, str):
+            if ".." not in value:
+                raise ParameterError(
+                    f"{name}={value!r} must be two dates, YYYY-MM-DD..YYYY-MM-DD, or empty for "
+                    f"the default half-year."
+                )
+            value = value.split("..", 1)
+        if len(value) != 2:
+            raise ParameterError(f"{name}={value!r} must be two dates (start, end).")
+        start, end = (date_parameter(v, name) for v in value)
+        if start is None or end is None or start > end:
+            raise ParameterError(f"{name}: give a start and an end, the start first ({value!r}).")
+        return (start, end)
 
     @t.validate("entity")
     def _valid_entity(self, proposal: dict) -> str:

@@ -21,7 +21,14 @@ import nbformat
 
 from ..errors import ParameterError
 
-__all__ = ["Declared", "declared_parameters", "parse_texts", "check_values"]
+__all__ = [
+    "Declared",
+    "declared_parameters",
+    "parse_texts",
+    "check_values",
+    "url_parameters",
+    "LOAD_PARAMETERS",
+]
 
 # The types a parameters cell may declare, and how to describe each in a message.
 TYPES = {
@@ -33,6 +40,13 @@ TYPES = {
     "dict": "a mapping ({key: value})",
 }
 _TRUE = {"true", "1", "yes", "on"}
+# Query keys that Voilà or Jupyter Server read themselves: never notebook parameters.
+VOILA_KEYS = frozenset({"token", "template", "theme", "classic-tree", "_xsrf"})
+# Parameters the server sets for every dashboard: a URL must not point them elsewhere.
+LOCKED = {"data_path": "--data", "mapping": "--mapping"}
+# Parameters read when the data is loaded, not dashboard state: a kernel that loaded its data
+# before a request came (a preheated one) cannot take another value of these.
+LOAD_PARAMETERS = frozenset({"data_path", "mapping", "as_of"})
 _FALSE = {"false", "0", "no", "off"}
 
 
@@ -211,6 +225,50 @@ def check_values(
     """
     _check_names(declared, values, notebook)
     return {name: _checked(declared[name], value, notebook) for name, value in values.items()}
+
+
+def url_parameters(
+    query: Mapping[str, list[bytes | str]],
+    nb: nbformat.NotebookNode,
+    *,
+    defaults: Mapping[str, Any],
+    notebook: str,
+) -> dict[str, Any]:
+    """The typed parameters of one dashboard request (``salesops serve``).
+
+    Parameters
+    ----------
+    query
+        The request's query arguments (``{"region": [b"EMEA"]}``, as tornado gives them).
+    nb
+        The notebook being rendered.
+    defaults
+        Server-side values (``data_path``, ``mapping``) for the notebooks that declare them.
+    notebook
+        The notebook's name, for messages.
+
+    Raises
+    ------
+    ParameterError
+        An unknown name, a value of the wrong type, or a locked parameter (``data_path``,
+        ``mapping``) in the URL.
+    """
+    texts = {}
+    for key, raw in query.items():
+        if key in VOILA_KEYS:
+            continue
+        if key in LOCKED:
+            raise ParameterError(
+                f"{key} cannot be set in the address: the server sets it for every dashboard "
+                f"(salesops serve {LOCKED[key]})."
+            )
+        values = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in raw]
+        texts[key] = values if len(values) > 1 else values[0]
+    declared = declared_parameters(nb)
+    mine = {k: v for k, v in defaults.items() if k in declared}
+    return check_values(declared, mine, notebook=notebook) | parse_texts(
+        declared, texts, notebook=notebook
+    )
 
 
 def _check_names(declared: Mapping[str, Declared], given: Iterable[str], notebook: str) -> None:

@@ -1,5 +1,14 @@
-"""The Voilà application of ``salesops serve``: Voilà's, with its page handler setting the
-``_xsrf`` cookie, and one route more: the charts' shared vega bundle.
+"""The Voilà application of ``salesops serve``: Voilà's, with preheated kernels that honour
+URL parameters, its page handler setting the ``_xsrf`` cookie, and one route more: the charts'
+shared vega bundle.
+
+Preheated kernels: Voilà runs each dashboard in a pool of kernels before any request, and
+refuses a ``prelaunch_hook`` with them, since such a kernel cannot know the request's
+parameters. Ours can: the hook gives the preheated notebook the server's defaults, the page
+handler uses a preheated kernel only when the URL asks for nothing it cannot apply afterwards
+(another as-of date needs a fresh kernel, :func:`~._hooks.preheated_kernel_serves`), and the
+dashboard in the kernel takes the URL's parameters through its own traits when the request
+arrives (``apps/_preheated.py``).
 
 A dashboard page shuts its kernel down when it is closed: on ``beforeunload`` it posts to
 ``/voila/api/shutdown/<kernel>`` with the ``_xsrf`` cookie's value as the form's ``_xsrf``.
@@ -11,8 +20,8 @@ shutdown pass tornado's XSRF check as designed; nothing is relaxed.
 The charts' JavaScript (the offline vega bundle, about 900 KB) is served once, at
 ``{base_url}salesops/static/jupyterchart-<versions>.js`` (:class:`ChartBundleHandler`: that one
 file from memory, no path taken from the request), and the server tells its kernels that URL
-in ``SALESOPS_CHART_BUNDLE_URL`` (Voilà starts kernels with the server's environment). Every
-chart of a page then imports that one URL instead of carrying its own copy
+in ``SALESOPS_CHART_BUNDLE_URL`` (Voilà starts kernels, preheated ones too, with the server's
+environment). Every chart of a page then imports that one URL instead of carrying its own copy
 (``widgets/_bundle.py``). The name carries the versions, so the file is cached as immutable.
 """
 
@@ -26,6 +35,8 @@ from tornado.web import RequestHandler
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
+from ._hooks import preheated_kernel_serves
+
 __all__ = ["ChartBundleHandler", "DashboardHandler", "SalesOpsVoila"]
 
 YEAR_S = 365 * 24 * 3600
@@ -37,6 +48,13 @@ class DashboardHandler(TornadoVoilaHandler):
     async def get(self, path=None):
         self.xsrf_token  # noqa: B018 - reading it sets the cookie (before the page streams)
         return await super().get(path)
+
+    def should_use_rendered_notebook(self, notebook_data, pool_size, *args, **kwargs) -> bool:
+        """Voilà's rule (a kernel in the pool, same template), and the URL's parameters are
+        ones the preheated dashboard can apply (a bad one is a 400 error here)."""
+        if not super().should_use_rendered_notebook(notebook_data, pool_size, *args, **kwargs):
+            return False
+        return preheated_kernel_serves(self.request, notebook_data["notebook"])
 
 
 class ChartBundleHandler(RequestHandler):
@@ -58,9 +76,16 @@ class SalesOpsVoila(Voila):
     _bundle_route: tuple | None = None
 
     def init_settings(self) -> dict:
-        # first: the kernel manager made here copies the environment for its preheated kernels
+        """Voilà's settings, with our prelaunch hook kept beside preheated kernels (Voilà's
+        check refuses the pair; the handler and the hook above make it sound). The bundle's
+        URL is set first: the kernel manager made here copies the environment for its pool."""
         self._bundle_route = self._chart_bundle_route()
-        return super().init_settings()
+        hook = self.voila_configuration.prelaunch_hook
+        self.voila_configuration.prelaunch_hook = None
+        try:
+            return super().init_settings()
+        finally:
+            self.voila_configuration.prelaunch_hook = hook
 
     def init_handlers(self) -> list:
         routes = [

@@ -14,7 +14,14 @@ from ._hooks import DashboardIndex, UrlParameters
 if TYPE_CHECKING:
     from traitlets.config import Config
 
-__all__ = ["ServeOptions", "voila_config", "voila_argv", "find_jupyter_data", "serve"]
+__all__ = [
+    "ServeOptions",
+    "voila_config",
+    "voila_argv",
+    "find_jupyter_data",
+    "parse_pools",
+    "serve",
+]
 
 TEMPLATE = "salesops"
 # What a dashboard shows instead of a failed cell's traceback (show_tracebacks=False).
@@ -37,6 +44,8 @@ class ServeOptions:
     mapping: str | None = None  # default mapping for every dashboard
     cull_idle_seconds: int = 1200  # shut down kernels idle this long (0: never)
     cull_interval_seconds: int = 60
+    preheat: int = 1  # preheated kernels kept per dashboard (0: none, every page starts one)
+    pools: tuple[tuple[str, int], ...] = ()  # (dashboard, kernels): other pool sizes for these
 
     def defaults(self) -> dict[str, Any]:
         """The server-side parameter values: ``data_path`` and ``mapping`` when given."""
@@ -66,8 +75,9 @@ def voila_config(options: ServeOptions) -> Config:
     """The traitlets ``Config`` of the Voilà server.
 
     Sources stripped, tracebacks hidden, our offline ``salesops`` template (it cannot be
-    swapped from the URL), URL parameters through a prelaunch hook (so no preheated kernels:
-    Voilà refuses both, see docs/deploy.md), idle kernels culled, and a token only if given.
+    swapped from the URL), ``preheat`` preheated kernels per dashboard, URL parameters through
+    a prelaunch hook (and, on a preheated kernel, through the dashboard's state: see
+    ``_app.py``), idle kernels culled, and a token only if given.
     """
     from traitlets.config import Config
 
@@ -83,7 +93,12 @@ def voila_config(options: ServeOptions) -> Config:
     c.VoilaConfiguration.allow_template_override = "NO"
     c.VoilaConfiguration.strip_sources = True
     c.VoilaConfiguration.show_tracebacks = False
-    c.VoilaConfiguration.preheat_kernel = False
+    c.VoilaConfiguration.preheat_kernel = options.preheat > 0 or any(n for _, n in options.pools)
+    c.VoilaConfiguration.default_pool_size = max(options.preheat, 0)
+    if options.pools:
+        pools = {"default": {"pool_size": max(options.preheat, 0)}}
+        pools |= {_notebook_name(name): {"pool_size": n} for name, n in options.pools}
+        c.VoilaKernelManager.kernel_pools_config = pools
     c.VoilaConfiguration.prelaunch_hook = UrlParameters(options.defaults())
     c.VoilaConfiguration.page_config_hook = DashboardIndex(options.notebooks)
     c.VoilaExecutor.cell_error_instruction = CELL_ERROR_TEXT
@@ -123,11 +138,37 @@ def _check(options: ServeOptions) -> None:
         raise ParameterError(f"--notebooks {options.notebooks}: no such folder.")
     if options.data is not None and "://" not in options.data and not Path(options.data).exists():
         raise ParameterError(f"--data {options.data}: no such file or folder.")
+    if options.preheat < 0:
+        raise ParameterError(f"--preheat {options.preheat}: give 0 (none) or more kernels.")
+    for name, size in options.pools:
+        if not (options.notebooks / _notebook_name(name)).is_file() or size < 0:
+            raise ParameterError(
+                f"--pool {name}={size}: give a dashboard of {options.notebooks} "
+                f"(e.g. segmentation_explorer) and 0 or more kernels."
+            )
     if not options.token and not _is_loopback(options.host):
         raise ParameterError(
             f"--host {options.host} lets other machines in: set --token TOKEN (or serve on "
             f"127.0.0.1 behind a reverse proxy that authenticates, see docs/deploy.md)."
         )
+
+
+def _notebook_name(name: str) -> str:
+    """A dashboard's notebook file name, given with or without ``.ipynb``."""
+    return name if name.endswith(".ipynb") else f"{name}.ipynb"
+
+
+def parse_pools(texts: list[str]) -> tuple[tuple[str, int], ...]:
+    """``--pool NAME=N`` options as (name, kernels) pairs."""
+    pools = []
+    for text in texts:
+        name, _, size = text.partition("=")
+        if not name.strip() or not size.strip().isdigit():
+            raise ParameterError(
+                f"--pool {text!r}: write DASHBOARD=KERNELS, e.g. --pool segmentation_explorer=4."
+            )
+        pools.append((name.strip(), int(size)))
+    return tuple(pools)
 
 
 def _is_loopback(host: str) -> bool:

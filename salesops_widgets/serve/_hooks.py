@@ -10,59 +10,16 @@ from typing import Any
 import nbformat
 
 from ..errors import ParameterError
-from ..runs._parameters import check_values, declared_parameters, parse_texts
+from ..runs._parameters import LOAD_PARAMETERS, declared_parameters, url_parameters
 from ._index import dashboards
 
-__all__ = ["UrlParameters", "DashboardIndex", "url_parameters", "parameterize"]
-
-# Query keys that Voilà or Jupyter Server read themselves: never notebook parameters.
-VOILA_KEYS = frozenset({"token", "template", "theme", "classic-tree", "_xsrf"})
-# Parameters the server sets for every dashboard: a URL must not point them elsewhere.
-LOCKED = {"data_path": "--data", "mapping": "--mapping"}
-
-
-def url_parameters(
-    query: Mapping[str, list[bytes | str]],
-    nb: nbformat.NotebookNode,
-    *,
-    defaults: Mapping[str, Any],
-    notebook: str,
-) -> dict[str, Any]:
-    """The typed parameters for one dashboard request.
-
-    Parameters
-    ----------
-    query
-        The request's query arguments (``{"region": [b"EMEA"]}``, as tornado gives them).
-    nb
-        The notebook being rendered.
-    defaults
-        Server-side values (``data_path``, ``mapping``) for the notebooks that declare them.
-    notebook
-        The notebook's name, for messages.
-
-    Raises
-    ------
-    ParameterError
-        An unknown name, a value of the wrong type, or a locked parameter (``data_path``,
-        ``mapping``) in the URL.
-    """
-    texts = {}
-    for key, raw in query.items():
-        if key in VOILA_KEYS:
-            continue
-        if key in LOCKED:
-            raise ParameterError(
-                f"{key} cannot be set in the address: the server sets it for every dashboard "
-                f"(salesops serve {LOCKED[key]})."
-            )
-        values = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in raw]
-        texts[key] = values if len(values) > 1 else values[0]
-    declared = declared_parameters(nb)
-    mine = {k: v for k, v in defaults.items() if k in declared}
-    return check_values(declared, mine, notebook=notebook) | parse_texts(
-        declared, texts, notebook=notebook
-    )
+__all__ = [
+    "UrlParameters",
+    "DashboardIndex",
+    "url_parameters",
+    "parameterize",
+    "preheated_kernel_serves",
+]
 
 
 def parameterize(nb: nbformat.NotebookNode, parameters: Mapping[str, Any]) -> nbformat.NotebookNode:
@@ -81,22 +38,45 @@ class UrlParameters:
     notebook's parameters cell, the way papermill does it for ``salesops run``.
 
     A bad parameter stops the request with a 400 page that says what is wrong; no kernel starts.
+    A preheated kernel's notebook (``handler`` is None: no request yet) gets the server's
+    defaults only; the request's parameters reach it later (see ``apps/_preheated.py``).
     """
 
     def __init__(self, defaults: Mapping[str, Any] | None = None) -> None:
         self.defaults = dict(defaults or {})
 
     def __call__(self, handler, notebook: nbformat.NotebookNode, cwd: str):
-        from tornado.web import HTTPError
-
-        name = PurePosixPath(handler.request.path).name
-        try:
-            params = url_parameters(
-                handler.request.query_arguments, notebook, defaults=self.defaults, notebook=name
-            )
-        except ParameterError as exc:
-            raise HTTPError(400, "%s", str(exc), reason="Bad parameter") from None
+        if handler is None:
+            params = url_parameters({}, notebook, defaults=self.defaults, notebook="(preheated)")
+        else:
+            params = request_parameters(handler.request, notebook, self.defaults)
         return parameterize(notebook, params) if params else None
+
+
+def request_parameters(request, notebook: nbformat.NotebookNode, defaults: Mapping[str, Any]):
+    """The typed parameters of a tornado request for ``notebook``; a 400 error if one is bad."""
+    from tornado.web import HTTPError
+
+    name = PurePosixPath(request.path).name
+    try:
+        return url_parameters(request.query_arguments, notebook, defaults=defaults, notebook=name)
+    except ParameterError as exc:
+        raise HTTPError(400, "%s", str(exc), reason="Bad parameter") from None
+
+
+def preheated_kernel_serves(request, notebook: nbformat.NotebookNode) -> bool:
+    """Whether a preheated kernel of ``notebook`` can show what ``request`` asks for.
+
+    It ran the notebook with its defaults before the request came, and takes the URL's
+    dashboard parameters afterwards through the dashboard's own state; but it has loaded its
+    data, so a URL that asks for another as-of date (a load parameter) needs a fresh kernel.
+    A bad parameter raises the 400 error here, before any kernel is used.
+    """
+    asked = request_parameters(request, notebook, {})
+    declared = declared_parameters(notebook)
+    return all(
+        asked[name] == declared[name].default for name in LOAD_PARAMETERS.intersection(asked)
+    )
 
 
 class DashboardIndex:
