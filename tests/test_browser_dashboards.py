@@ -508,6 +508,16 @@ def test_a_link_on_a_preheated_kernel_opens_the_view_it_names(browser, preheated
         page.goto(f"{url}voila/render/{PREHEATED}?region={REGION}", timeout=RENDER_TIMEOUT_MS)
         page.locator("#rendered_cells").wait_for(state="visible", timeout=RENDER_TIMEOUT_MS)
         assert USED_PREHEATED in server_log.read_text(), "the page did not get the preheated kernel"
+        # its charts share the served bundle too: the pool copied the server's environment,
+        # with the bundle's URL, before any request
+        charts = next(d.charts for d in DASHBOARDS if d.notebook == PREHEATED)
+        page.wait_for_function(
+            "n => document.querySelectorAll('.vega-embed svg.marks').length >= n",
+            arg=charts,
+            timeout=RENDER_TIMEOUT_MS,
+        )
+        route = chart_bundle_route()
+        assert len([u for u in log.requests if urlsplit(u).path.endswith(route)]) == 1
         # the cards, and the filter bar's region list, follow the link, not the defaults
         assert wait_until_equal(lambda: numbers.shown(page), expected) == expected
         region = page.locator(
