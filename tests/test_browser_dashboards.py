@@ -4,6 +4,8 @@ For each dashboard of DASHBOARDS, one page load, then in order:
 
 - the page loads with no error output, no console error and no request leaving 127.0.0.1;
 - every chart renders: the number of vega-embed SVGs is the number the dashboard shows;
+- the charts share one copy of the vega JavaScript: the page fetches the served bundle once and
+  imports no large script of its own per chart (each chart's module is a small loader);
 - a click on a mark of the first chart lists the deals behind it: the drill-down header names
   the segment, and its first deal is the first of ``metrics.deal_list`` for that segment;
 - choosing a region in the filter bar's multi-select changes the numbers shown (the KPI cards,
@@ -27,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
@@ -43,7 +46,12 @@ from conftest import (
 )
 
 from salesops_widgets import metrics
-from salesops_widgets.widgets import KPI_CARDS, period_for_preset, previous_period
+from salesops_widgets.widgets import (
+    KPI_CARDS,
+    chart_bundle_route,
+    period_for_preset,
+    previous_period,
+)
 from salesops_widgets.widgets._format import format_value
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -52,6 +60,17 @@ RENDER_TIMEOUT_MS = 240_000  # a cold kernel runs the whole notebook; 2 shared c
 UPDATE_TIMEOUT_S = 90.0  # a filter change or a click: debounce, engine queries, widget sync
 REGION = "EMEA"  # the region chosen in the filter bar
 ERROR_TEXTS = ("Traceback", "There was an error when executing cell", "could not be computed")
+# Records every Blob the page turns into a URL (anywidget imports each model's ESM from one):
+# its size and type, in window.__salesopsBlobs.
+BLOB_RECORDER = """
+window.__salesopsBlobs = [];
+const createObjectURL = URL.createObjectURL.bind(URL);
+URL.createObjectURL = (object) => {
+  if (object instanceof Blob) window.__salesopsBlobs.push({size: object.size, type: object.type});
+  return createObjectURL(object);
+};
+"""
+BIG_SCRIPT = 100_000  # bytes: a chart's loader is about 1 KB, the vega bundle about 900 KB
 
 
 # --------------------------------------------------------------------------------------------------
@@ -337,6 +356,7 @@ def opened(request, browser, serve_url, sample):
     texts = dashboard.shows(sample) if dashboard.shows else []
     log = PageLog()
     context, page = recorded_page(browser, log)
+    context.add_init_script(BLOB_RECORDER)
     try:
         page.goto(f"{serve_url}voila/render/{dashboard.notebook}", timeout=RENDER_TIMEOUT_MS)
         page.locator("#rendered_cells").wait_for(state="visible", timeout=RENDER_TIMEOUT_MS)
@@ -412,6 +432,27 @@ def test_every_chart_renders(view):
         assert box and box["width"] > 50 and box["height"] > 50, f"chart {i} is not drawn"
         marks = chart.locator('[aria-roledescription$="mark container"] > *').count()
         assert marks > 0, f"chart {i} has no marks"
+
+
+def test_the_charts_share_one_bundle(view):
+    """One fetch and one compile of the vega bundle per page, whatever its number of charts."""
+    page, charts = view.page, view.dashboard.charts
+    route = chart_bundle_route()
+    fetched = [url for url in view.log.requests if urlsplit(url).path.endswith(route)]
+    resources = page.evaluate(
+        "route => performance.getEntriesByType('resource')"
+        ".filter(e => new URL(e.name).pathname.endsWith(route)).length",
+        route,
+    )
+    scripts = [b for b in page.evaluate("window.__salesopsBlobs") if "javascript" in b["type"]]
+    big = [b["size"] for b in scripts if b["size"] > BIG_SCRIPT]
+    if not charts:  # no chart, no bundle
+        assert fetched == [] and big == []
+        return
+    assert len(fetched) == 1, f"the bundle was requested {len(fetched)} times"
+    assert resources == 1
+    assert big == [], f"{len(big)} charts carried their own copy of the bundle"
+    assert len(scripts) >= charts, "each chart's module is a (small) blob"
 
 
 def named_segment(header: str) -> dict[str, set[str]]:
@@ -530,6 +571,16 @@ def test_a_link_on_a_preheated_kernel_opens_the_view_it_names(browser, preheated
         page.goto(f"{url}voila/render/{PREHEATED}?region={REGION}", timeout=RENDER_TIMEOUT_MS)
         page.locator("#rendered_cells").wait_for(state="visible", timeout=RENDER_TIMEOUT_MS)
         assert USED_PREHEATED in server_log.read_text(), "the page did not get the preheated kernel"
+        # its charts share the served bundle too: the pool copied the server's environment,
+        # with the bundle's URL, before any request
+        charts = next(d.charts for d in DASHBOARDS if d.notebook == PREHEATED)
+        page.wait_for_function(
+            "n => document.querySelectorAll('.vega-embed svg.marks').length >= n",
+            arg=charts,
+            timeout=RENDER_TIMEOUT_MS,
+        )
+        route = chart_bundle_route()
+        assert len([u for u in log.requests if urlsplit(u).path.endswith(route)]) == 1
         # the cards, and the filter bar's region list, follow the link, not the defaults
         assert wait_until_equal(lambda: numbers.shown(page), expected) == expected
         region = page.locator(

@@ -1,7 +1,8 @@
 """What a reader of the dashboards cannot do, checked against a real ``salesops serve``.
 
 - The kernel of a rendered dashboard refuses execute requests sent over its websocket.
-- The server serves no file but the dashboards: not pyproject.toml, not the package sources, not
+- The server serves no file but the dashboards, Voilà's assets and the charts' one vega bundle
+  (a single route, no path read from the request): not pyproject.toml, not the package sources, not
   the notebooks' source, not the data (inside or outside the data root), whatever the path
   trick (``..``, ``%2e%2e``, encoded slashes, absolute paths).
 - A URL parameter cannot point the data elsewhere. ``data_path`` and ``mapping`` in a URL get a
@@ -39,6 +40,8 @@ import pandas as pd
 import pytest
 from _helpers import ROOT
 from conftest import salesops_serve, worker_id
+
+from salesops_widgets.widgets import chart_bundle, chart_bundle_route
 
 pytestmark = [pytest.mark.slow]
 
@@ -132,6 +135,10 @@ def traversals(relative: str) -> list[str]:
         f"/voila/templates/salesops/static/{ups}{relative}",
         f"/voila/templates/salesops/static/{'%2e%2e%2f' * 12}{relative}",
         f"/voila/labextensions/{ups}{relative}",
+        f"/salesops/static/{ups}{relative}",
+        f"/salesops/static/{'%2e%2e/' * 12}{relative}",
+        f"/salesops/static/{'%2e%2e%2f' * 12}{quote(relative, safe='')}",
+        f"/{chart_bundle_route()}/{ups}{relative}",
         f"/voila/api/themes/{'%2e%2e/' * 12}{relative}",
         f"/{relative}",
         f"/files/{relative}",
@@ -209,6 +216,11 @@ def test_the_server_answers_static_assets(server):
     assert status == 200 and len(body) > 1000
     status, _ = raw_get(server, "/voila/static/voila.js")
     assert status == 200
+    # the charts' shared vega bundle: that one file, and nothing beside it
+    status, body = raw_get(server, f"/{chart_bundle_route()}")
+    assert status == 200 and body == chart_bundle().encode("utf-8")
+    for other in ("salesops/static/", "salesops/static/index.css", f"{chart_bundle_route()}x"):
+        assert raw_get(server, f"/{other}")[0] == 404, other
 
 
 @pytest.mark.parametrize(

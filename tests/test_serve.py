@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -289,6 +290,50 @@ def test_a_pool_size_per_dashboard():
 def test_preheat_must_not_be_negative():
     with pytest.raises(ParameterError, match="--preheat -1"):
         serve(ServeOptions(notebooks=NOTEBOOKS, preheat=-1))  # refused before it starts
+
+
+# --------------------------------------------------------------------------------------------------
+# The charts' shared bundle: its route and the URL the kernels are told (no Voilà server)
+
+
+def test_the_chart_bundle_route_serves_one_immutable_script_and_tells_the_kernels(monkeypatch):
+    from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+    from tornado.httpserver import HTTPServer
+    from tornado.testing import bind_unused_port
+    from tornado.web import Application
+
+    from salesops_widgets.serve._app import SalesOpsVoila
+    from salesops_widgets.widgets import CHART_BUNDLE_URL_ENV, chart_bundle, chart_bundle_route
+
+    monkeypatch.delenv(CHART_BUNDLE_URL_ENV, raising=False)
+    voila = SalesOpsVoila(base_url="/dash/")
+    route = voila._chart_bundle_route()
+    url = f"/dash/{chart_bundle_route()}"
+    assert os.environ[CHART_BUNDLE_URL_ENV] == url  # what the kernels started next inherit
+
+    async def fetch_all() -> tuple:
+        sock, port = bind_unused_port()
+        server = HTTPServer(Application([route]))
+        server.add_sockets([sock])
+        client = AsyncHTTPClient()
+        try:
+            first = await client.fetch(f"http://127.0.0.1:{port}{url}")
+            again = await client.fetch(
+                f"http://127.0.0.1:{port}{url}",
+                headers={"If-None-Match": first.headers["Etag"]},
+                raise_error=False,
+            )
+            with pytest.raises(HTTPClientError) as other:
+                await client.fetch(f"http://127.0.0.1:{port}/dash/salesops/static/index.css")
+            return first, again, other.value.code
+        finally:
+            server.stop()
+
+    first, again, other = asyncio.run(fetch_all())
+    assert first.code == 200 and first.body == chart_bundle().encode("utf-8")
+    assert first.headers["Content-Type"].startswith("text/javascript")
+    assert "immutable" in first.headers["Cache-Control"]
+    assert again.code == 304 and other == 404
 
 
 # --------------------------------------------------------------------------------------------------

@@ -115,33 +115,3 @@ def test_static_only_keeps_the_chart_for_its_svg(monkeypatch):
         ChartView(_chart(), selection="brush")
     with pytest.raises(ParameterError, match="point selections: segment"):
         ChartView(_chart(name="segment"), selection="pick")
-
-
-def test_the_offline_bundle_is_bundled_once_then_read_from_the_cache(tmp_path, monkeypatch):
-    import altair as alt
-
-    from salesops_widgets.widgets import _chart
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(alt.JupyterChart, "_is_offline", False)
-    monkeypatch.setattr(alt.JupyterChart, "_esm", alt.JupyterChart._esm)
-    calls = []
-    real = alt.JupyterChart.enable_offline.__func__
-
-    def bundling(cls, offline=True):
-        calls.append(offline)
-        real(cls, offline)
-
-    monkeypatch.setattr(alt.JupyterChart, "enable_offline", classmethod(bundling))
-    _chart.enable_offline()
-    bundle = alt.JupyterChart._esm
-    cached = _chart._bundle_path()
-    assert calls == [True] and cached.parent.parent == tmp_path
-    assert cached.read_text(encoding="utf-8") == bundle
-    assert "https://esm.sh" not in bundle  # the offline bundle, not the CDN loader
-    # a new kernel: offline again from the file, without bundling
-    monkeypatch.setattr(alt.JupyterChart, "_is_offline", False)
-    monkeypatch.setattr(alt.JupyterChart, "_esm", "")
-    _chart.enable_offline()
-    assert calls == [True]
-    assert alt.JupyterChart._is_offline and alt.JupyterChart._esm == bundle

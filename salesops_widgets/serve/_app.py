@@ -1,5 +1,6 @@
 """The Voilà application of ``salesops serve``: Voilà's, with preheated kernels that honour
-URL parameters, and its page handler setting the ``_xsrf`` cookie.
+URL parameters, its page handler setting the ``_xsrf`` cookie, and one route more: the charts'
+shared vega bundle.
 
 Preheated kernels: Voilà runs each dashboard in a pool of kernels before any request, and
 refuses a ``prelaunch_hook`` with them, since such a kernel cannot know the request's
@@ -15,19 +16,32 @@ Voilà 0.5 never sets that cookie, so the request is refused (403, "'_xsrf' argu
 voila-dashboards/voila#1458) and every closed page leaves its kernel (about 500 MB) running
 until the idle culler stops it. Setting the cookie when the page is served makes the
 shutdown pass tornado's XSRF check as designed; nothing is relaxed.
+
+The charts' JavaScript (the offline vega bundle, about 900 KB) is served once, at
+``{base_url}salesops/static/jupyterchart-<versions>.js`` (:class:`ChartBundleHandler`: that one
+file from memory, no path taken from the request), and the server tells its kernels that URL
+in ``SALESOPS_CHART_BUNDLE_URL`` (Voilà starts kernels, preheated ones too, with the server's
+environment). Every chart of a page then imports that one URL instead of carrying its own copy
+(``widgets/_bundle.py``). The name carries the versions, so the file is cached as immutable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 
 import voila.app
+from jupyter_server.utils import url_path_join
+from tornado.web import RequestHandler
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
 from ._hooks import preheated_kernel_serves
 
-__all__ = ["DashboardHandler", "SalesOpsVoila"]
+__all__ = ["ChartBundleHandler", "DashboardHandler", "SalesOpsVoila"]
+
+YEAR_S = 365 * 24 * 3600
 
 
 class DashboardHandler(TornadoVoilaHandler):
@@ -45,13 +59,31 @@ class DashboardHandler(TornadoVoilaHandler):
         return preheated_kernel_serves(self.request, notebook_data["notebook"])
 
 
+class ChartBundleHandler(RequestHandler):
+    """The charts' offline vega bundle: one file, held in memory, cached as immutable."""
+
+    def initialize(self, body: bytes) -> None:
+        self.body = body
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/javascript; charset=utf-8")
+        self.set_header("Cache-Control", f"public, max-age={YEAR_S}, immutable")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.finish(self.body)  # tornado adds an ETag and answers 304 to a revalidation
+
+
 class SalesOpsVoila(Voila):
-    """Voilà, serving dashboards with :class:`DashboardHandler`."""
+    """Voilà, serving dashboards with :class:`DashboardHandler`, and the charts' bundle."""
+
+    _bundle_route: tuple | None = None
 
     def init_settings(self) -> dict:
         """Voilà's settings, with our prelaunch hook kept beside preheated kernels (Voilà's
         check refuses the pair; the handler and the hook above make it sound), and a kernel
-        manager that preheats one kernel at a time (:func:`one_preheat_at_a_time`)."""
+        manager that preheats one kernel at a time (:func:`one_preheat_at_a_time`). The
+        bundle's URL is set first: the kernel manager made here copies the environment for its
+        pool."""
+        self._bundle_route = self._chart_bundle_route()
         hook, factory = (
             self.voila_configuration.prelaunch_hook,
             voila.app.voila_kernel_manager_factory,
@@ -67,10 +99,22 @@ class SalesOpsVoila(Voila):
             voila.app.voila_kernel_manager_factory = factory
 
     def init_handlers(self) -> list:
-        return [
+        routes = [
             (route[0], DashboardHandler, *route[2:]) if route[1] is TornadoVoilaHandler else route
             for route in super().init_handlers()
         ]
+        return [self._bundle_route or self._chart_bundle_route(), *routes]
+
+    def _chart_bundle_route(self) -> tuple:
+        """The bundle's route; sets ``SALESOPS_CHART_BUNDLE_URL`` for the kernels to come."""
+        from ..widgets import CHART_BUNDLE_URL_ENV, chart_bundle, chart_bundle_route
+
+        route = chart_bundle_route()
+        body = chart_bundle().encode("utf-8")  # the disk cache, or bundled once here
+        # the browser's URL is under base_url; the server's route under server_url (a proxy)
+        os.environ[CHART_BUNDLE_URL_ENV] = url_path_join(self.base_url, route)
+        served = url_path_join(self.server_url or self.base_url, route)
+        return (re.escape(served), ChartBundleHandler, {"body": body})
 
 
 def one_preheat_at_a_time(manager_class: type) -> type:

@@ -30,6 +30,9 @@ __all__ = [
     "cards_from_kpis",
     "DataTable",
     "ChartView",
+    "CHART_BUNDLE_URL_ENV",
+    "chart_bundle",
+    "chart_bundle_route",
     "DetailView",
     "QualityPanel",
     "ExportBar",
@@ -57,6 +60,9 @@ _WHERE = {
     "cards_from_kpis": "_cards",
     "DataTable": "_table",
     "ChartView": "_chart",
+    "CHART_BUNDLE_URL_ENV": "_bundle",
+    "chart_bundle": "_bundle",
+    "chart_bundle_route": "_bundle",
     "DetailView": "_detail",
     "QualityPanel": "_quality",
     "ExportBar": "_export",
@@ -74,6 +80,7 @@ _WHERE = {
 }
 
 if TYPE_CHECKING:
+    from ._bundle import CHART_BUNDLE_URL_ENV, chart_bundle, chart_bundle_route
     from ._cards import KPI_CARDS, KPICards, cards_from_kpis
     from ._chart import ChartView
     from ._detail import DetailView

@@ -2,7 +2,9 @@
 
 The chart is shown with ``alt.JupyterChart`` in offline mode: its JavaScript comes from
 vl-convert, never from a CDN. (``JupyterChart(chart, offline=True)`` does not do that: the
-keyword is ignored with a DeprecationWarning; ``JupyterChart.enable_offline()`` does.)
+keyword is ignored with a DeprecationWarning; ``JupyterChart.enable_offline()`` does.) Under
+``salesops serve`` every chart of a page shares one served copy of that JavaScript (a
+``SharedBundleChart``, see ``_bundle``); elsewhere each chart carries it inline.
 
 Under ``SALESOPS_RENDER=static`` (``salesops run``: no browser) no JupyterChart is created; the
 chart is kept for its static SVG only (see ``_static``).
@@ -10,9 +12,6 @@ chart is kept for its static SVG only (see ``_static``).
 
 from __future__ import annotations
 
-import os
-from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 import altair as alt
@@ -22,6 +21,7 @@ import traitlets as t
 from altair.utils.selection import PointSelection
 
 from ..errors import ParameterError
+from . import _bundle
 from ._html import esc, message_html
 from ._refresh import NO_DEALS, EmptyState
 from ._static import static_mimebundle, static_only
@@ -88,49 +88,11 @@ def point_selections(chart: alt.TopLevelMixin) -> list[str]:
     return names
 
 
-def _bundle_path() -> Path:
-    """Where the offline JavaScript bundle of this altair / vl-convert / Vega-Lite is kept: the
-    user's own cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``), never a shared temp folder,
-    since the file's JavaScript runs in every dashboard page."""
-    from altair.utils._importers import vl_version_for_vl_convert
-
-    versions = f"altair-{alt.__version__}_vlc-{version('vl-convert-python')}"
-    versions += f"_vl-{vl_version_for_vl_convert()}"
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "salesops-widgets" / f"jupyterchart-{versions}.js"
-
-
-def enable_offline() -> None:
-    """``alt.JupyterChart.enable_offline()``, with its bundle kept on disk.
-
-    Bundling runs vl-convert's JavaScript engine: 1.7 s and 100 MB of kernel memory on a quiet
-    machine, 5 s under load, in every dashboard kernel. The bundle depends only on the versions
-    in its file name, so later kernels read it (a few ms) and never start that engine.
-    """
-    chart_class = alt.JupyterChart
-    if chart_class._is_offline:
-        return
-    path = _bundle_path()
-    try:
-        chart_class._esm = path.read_text(encoding="utf-8")
-        chart_class._is_offline = True
-        return
-    except (OSError, UnicodeDecodeError):
-        pass
-    chart_class.enable_offline()
-    try:  # best effort: a read-only home only costs the bundling again next time
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        partial.write_text(chart_class._esm, encoding="utf-8")
-        partial.replace(path)  # atomic: a concurrent kernel reads the old file or the whole new one
-    except OSError:
-        pass
-
-
 def _jupyter_chart(chart: alt.TopLevelMixin) -> alt.JupyterChart:
-    enable_offline()  # once per process: the JS bundle from vl-convert, or from the disk cache
+    # the page's one shared bundle under salesops serve, else the inline offline bundle
+    chart_class = _bundle.chart_class()
     # SVG, not canvas: sharp at any zoom, and the marks are elements a test can find and click
-    return alt.JupyterChart(chart, embed_options={"renderer": "svg", "actions": False})
+    return chart_class(chart, embed_options={"renderer": "svg", "actions": False})
 
 
 class ChartView(w.VBox):
