@@ -1,7 +1,8 @@
 """The ``salesops`` command.
 
 Subcommands: ``validate`` (data-quality report), ``kpis`` (segment KPI table), ``sample``
-(synthetic data), ``run`` (scheduled notebook reports) and ``serve`` (Voilà dashboards). Every
+(synthetic data), ``run`` (scheduled notebook reports), ``serve`` (Voilà dashboards) and
+``prepare`` (prepared data for both). Every
 user error is printed as one clear message with exit code 1 (2 for bad arguments), never a
 traceback.
 """
@@ -42,6 +43,18 @@ MappingOpt = Annotated[
 NotebooksOpt = Annotated[
     Path | None,
     typer.Option("--notebooks", help="Folder of notebooks (default: the checkout's notebooks/)."),
+]
+NoCacheOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache", help="Read the files again instead of the prepared data (SALESOPS_NO_CACHE)."
+    ),
+]
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir", help="Folder of prepared data (default: .salesops-cache beside the data)."
+    ),
 ]
 AsOfOpt = Annotated[
     str | None,
@@ -377,6 +390,8 @@ def run_reports(
         typer.Option("--timeout", min=0.001, help="Seconds one cell may run (default: no limit)."),
     ] = None,
     notebooks: NotebooksOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
 ) -> None:
     """Run notebooks with papermill: an executed notebook, an HTML report and a manifest each.
 
@@ -386,6 +401,7 @@ def run_reports(
     """
     from .runs import run_notebooks
 
+    _cache_environment(no_cache, cache_dir)
     try:
         results = run_notebooks(
             notebook,
@@ -464,6 +480,8 @@ def serve(
     cull_idle: Annotated[
         int, typer.Option("--cull-idle", min=0, help="Stop kernels idle this many seconds.")
     ] = 1200,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
 ) -> None:
     """Serve the notebooks as Voilà dashboards (no code shown, no request to the internet).
 
@@ -473,6 +491,7 @@ def serve(
     from .serve import ServeOptions
     from .serve import serve as run_server
 
+    _cache_environment(no_cache, cache_dir)
     try:
         options = ServeOptions(
             notebooks=find_notebooks_dir(notebooks),
@@ -489,6 +508,44 @@ def serve(
         _fail(str(exc), 2)
     except SalesOpsError as exc:
         _fail(str(exc))
+
+
+@app.command()
+def prepare(
+    data: DataOpt,
+    mapping: MappingOpt = "canonical",
+    as_of: AsOfOpt = None,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Load and validate the data once and keep it as prepared data (a DuckDB file).
+
+    Run it after each export (e.g. from cron): dashboards, runs and load() then open the prepared
+    file in well under a second while the files are unchanged. See docs/deploy.md.
+    """
+    from .data import prepare as prepare_data
+
+    _cache_environment(False, None)
+    try:
+        done = prepare_data(data, mapping=mapping, as_of=as_of, cache_dir=cache_dir)
+    except SalesOpsError as exc:
+        _fail(str(exc))
+    typer.echo(f"prepared: {done.path} ({done.bytes / 1e6:,.1f} MB)")
+    typer.echo(
+        f"seconds: load and validate {done.load_seconds:.2f}, derived tables "
+        f"{done.derive_seconds:.2f} ({', '.join(done.stored) or 'none'}), write "
+        f"{done.write_seconds:.2f}"
+    )
+
+
+def _cache_environment(no_cache: bool, cache_dir: Path | None) -> None:
+    """Pass --no-cache / --cache-dir to load() here and in every kernel started from here, and
+    register the metrics layer's deals table with the prepared files written here."""
+    from . import metrics  # noqa: F401 (importing it registers the deals table)
+
+    if no_cache:
+        os.environ["SALESOPS_NO_CACHE"] = "1"
+    if cache_dir is not None:
+        os.environ["SALESOPS_CACHE_DIR"] = str(cache_dir.absolute())
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

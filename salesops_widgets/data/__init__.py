@@ -2,7 +2,7 @@
 
 from ._load import SalesData, load, validate
 from ._mapping import PRESETS, Mapping, norm_label, resolve_mapping
-from ._prepared import Prepared, prepare, store_when_prepared
+from ._prepared import Prepared, prepare, source_files, store_when_prepared
 from ._quality import QualityReport, TableReport
 from ._sample import generate_sample, write_sample
 
@@ -12,6 +12,7 @@ __all__ = [
     "validate",
     "prepare",
     "Prepared",
+    "source_files",
     "store_when_prepared",
     "Mapping",
     "norm_label",
