@@ -401,7 +401,7 @@ def run_reports(
     """
     from .runs import run_notebooks
 
-    _cache_environment(no_cache, cache_dir)
+    _cache_environment(no_cache, cache_dir, loads_here=True)
     try:
         results = run_notebooks(
             notebook,
@@ -491,7 +491,7 @@ def serve(
     from .serve import ServeOptions
     from .serve import serve as run_server
 
-    _cache_environment(no_cache, cache_dir)
+    _cache_environment(no_cache, cache_dir, loads_here=False)
     try:
         options = ServeOptions(
             notebooks=find_notebooks_dir(notebooks),
@@ -524,7 +524,7 @@ def prepare(
     """
     from .data import prepare as prepare_data
 
-    _cache_environment(False, None)
+    _cache_environment(False, None, loads_here=True)
     try:
         done = prepare_data(data, mapping=mapping, as_of=as_of, cache_dir=cache_dir)
     except SalesOpsError as exc:
@@ -537,11 +537,14 @@ def prepare(
     )
 
 
-def _cache_environment(no_cache: bool, cache_dir: Path | None) -> None:
-    """Pass --no-cache / --cache-dir to load() here and in every kernel started from here, and
-    register the metrics layer's deals table with the prepared files written here."""
-    from . import metrics  # noqa: F401 (importing it registers the deals table)
+def _cache_environment(no_cache: bool, cache_dir: Path | None, *, loads_here: bool) -> None:
+    """Pass --no-cache / --cache-dir to load() here and in every kernel started from here.
 
+    ``loads_here``: this process loads the data too (``run`` validates it first, ``prepare``):
+    import the metrics layer, which registers the deals table with the prepared files written.
+    """
+    if loads_here:
+        from . import metrics  # noqa: F401
     if no_cache:
         os.environ["SALESOPS_NO_CACHE"] = "1"
     if cache_dir is not None:

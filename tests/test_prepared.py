@@ -314,3 +314,19 @@ def test_salesops_prepare_refuses_a_database_url():
     result = CliRunner().invoke(app, ["prepare", "--data", "duckdb://"])
     assert result.exit_code == 1
     assert "only a folder" in result.output
+
+
+@pytest.mark.parametrize("command", [["run", "no-such-notebook", "--out", "x"], ["serve"]])
+def test_no_cache_and_cache_dir_reach_the_kernels_through_the_environment(
+    command, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SALESOPS_NO_CACHE", "0")  # restored after the test
+    monkeypatch.setenv("SALESOPS_CACHE_DIR", "")
+    monkeypatch.setattr("salesops_widgets.serve.serve", lambda options: None)
+    args = [*command, "--no-cache", "--cache-dir", str(tmp_path / "c")]
+    if command[0] == "run":
+        args += ["--data", str(REALISTIC)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code in (0, 2), result.output  # run: the unknown notebook, after the options
+    assert os.environ["SALESOPS_NO_CACHE"] == "1"
+    assert os.environ["SALESOPS_CACHE_DIR"] == str(tmp_path / "c")
