@@ -477,11 +477,11 @@ def serve(
     base_url: Annotated[
         str, typer.Option("--base-url", help="URL prefix, behind a reverse proxy (/salesops/).")
     ] = "/",
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
     cull_idle: Annotated[
         int, typer.Option("--cull-idle", min=0, help="Stop kernels idle this many seconds.")
     ] = 1200,
-    no_cache: NoCacheOpt = False,
-    cache_dir: CacheDirOpt = None,
 ) -> None:
     """Serve the notebooks as Voilà dashboards (no code shown, no request to the internet).
 
