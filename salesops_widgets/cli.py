@@ -470,6 +470,8 @@ def serve(
     data: Annotated[
         str | None, typer.Option("--data", help="Default data_path of every dashboard.")
     ] = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
     mapping: Annotated[
         str | None, typer.Option("--mapping", help="Default mapping of every dashboard.")
     ] = None,
@@ -477,8 +479,6 @@ def serve(
     base_url: Annotated[
         str, typer.Option("--base-url", help="URL prefix, behind a reverse proxy (/salesops/).")
     ] = "/",
-    no_cache: NoCacheOpt = False,
-    cache_dir: CacheDirOpt = None,
     cull_idle: Annotated[
         int, typer.Option("--cull-idle", min=0, help="Stop kernels idle this many seconds.")
     ] = 1200,
