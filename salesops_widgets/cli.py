@@ -1,7 +1,8 @@
 """The ``salesops`` command.
 
 Subcommands: ``validate`` (data-quality report), ``kpis`` (segment KPI table), ``sample``
-(synthetic data), ``run`` (scheduled notebook reports) and ``serve`` (Voilà dashboards). Every
+(synthetic data), ``run`` (scheduled notebook reports), ``serve`` (Voilà dashboards) and
+``prepare`` (prepared data for both). Every
 user error is printed as one clear message with exit code 1 (2 for bad arguments), never a
 traceback.
 """
@@ -42,6 +43,18 @@ MappingOpt = Annotated[
 NotebooksOpt = Annotated[
     Path | None,
     typer.Option("--notebooks", help="Folder of notebooks (default: the checkout's notebooks/)."),
+]
+NoCacheOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache", help="Read the files again instead of the prepared data (SALESOPS_NO_CACHE)."
+    ),
+]
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir", help="Folder of prepared data (default: .salesops-cache beside the data)."
+    ),
 ]
 AsOfOpt = Annotated[
     str | None,
@@ -377,6 +390,8 @@ def run_reports(
         typer.Option("--timeout", min=0.001, help="Seconds one cell may run (default: no limit)."),
     ] = None,
     notebooks: NotebooksOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
 ) -> None:
     """Run notebooks with papermill: an executed notebook, an HTML report and a manifest each.
 
@@ -386,6 +401,7 @@ def run_reports(
     """
     from .runs import run_notebooks
 
+    _cache_environment(no_cache, cache_dir, loads_here=True)
     try:
         results = run_notebooks(
             notebook,
@@ -454,6 +470,8 @@ def serve(
     data: Annotated[
         str | None, typer.Option("--data", help="Default data_path of every dashboard.")
     ] = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
     mapping: Annotated[
         str | None, typer.Option("--mapping", help="Default mapping of every dashboard.")
     ] = None,
@@ -496,6 +514,7 @@ def serve(
     from .serve import ServeOptions, parse_pools
     from .serve import serve as run_server
 
+    _cache_environment(no_cache, cache_dir, loads_here=False)
     try:
         options = ServeOptions(
             notebooks=find_notebooks_dir(notebooks),
@@ -516,6 +535,47 @@ def serve(
         _fail(str(exc), 2)
     except SalesOpsError as exc:
         _fail(str(exc))
+
+
+@app.command()
+def prepare(
+    data: DataOpt,
+    mapping: MappingOpt = "canonical",
+    as_of: AsOfOpt = None,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Load and validate the data once and keep it as prepared data (a DuckDB file).
+
+    Run it after each export (e.g. from cron): dashboards, runs and load() then open the prepared
+    file in well under a second while the files are unchanged. See docs/deploy.md.
+    """
+    from .data import prepare as prepare_data
+
+    _cache_environment(False, None, loads_here=True)
+    try:
+        done = prepare_data(data, mapping=mapping, as_of=as_of, cache_dir=cache_dir)
+    except SalesOpsError as exc:
+        _fail(str(exc))
+    typer.echo(f"prepared: {done.path} ({done.bytes / 1e6:,.1f} MB)")
+    typer.echo(
+        f"seconds: load and validate {done.load_seconds:.2f}, derived tables "
+        f"{done.derive_seconds:.2f} ({', '.join(done.stored) or 'none'}), write "
+        f"{done.write_seconds:.2f}"
+    )
+
+
+def _cache_environment(no_cache: bool, cache_dir: Path | None, *, loads_here: bool) -> None:
+    """Pass --no-cache / --cache-dir to load() here and in every kernel started from here.
+
+    ``loads_here``: this process loads the data too (``run`` validates it first, ``prepare``):
+    import the metrics layer, which registers the deals table with the prepared files written.
+    """
+    if loads_here:
+        from . import metrics  # noqa: F401
+    if no_cache:
+        os.environ["SALESOPS_NO_CACHE"] = "1"
+    if cache_dir is not None:
+        os.environ["SALESOPS_CACHE_DIR"] = str(cache_dir.absolute())
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

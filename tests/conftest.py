@@ -34,6 +34,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+# Tests load the files fresh, so that a prepared file (data/_prepared.py) never stands in for the
+# loading code a test exercises; tests/test_prepared.py turns the cache on where it tests it.
+os.environ.setdefault("SALESOPS_NO_CACHE", "1")
+
 # --------------------------------------------------------------------------------------------------
 # Paths
 

@@ -2,6 +2,7 @@
 
 from ._load import SalesData, load, validate
 from ._mapping import PRESETS, Mapping, norm_label, resolve_mapping
+from ._prepared import Prepared, prepare, source_files, store_when_prepared
 from ._quality import QualityReport, TableReport
 from ._sample import generate_sample, write_sample
 
@@ -9,6 +10,10 @@ __all__ = [
     "SalesData",
     "load",
     "validate",
+    "prepare",
+    "Prepared",
+    "source_files",
+    "store_when_prepared",
     "Mapping",
     "norm_label",
     "resolve_mapping",

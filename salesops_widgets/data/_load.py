@@ -69,6 +69,7 @@ class SalesData:
         base_currency: str | None,
         mapping: Mapping,
         engine_owned: bool = False,
+        stored: dict[str, ibis.Table] | None = None,
     ) -> None:
         self._tables = dict(tables)
         self.report = report
@@ -79,6 +80,8 @@ class SalesData:
         # True when the engine is our embedded DuckDB, where derived tables may be cached
         self.engine_owned = engine_owned
         self._derived: dict[str, Any] = {}
+        # derived tables read from a prepared file (data/_prepared.py), by name
+        self._stored = dict(stored or {})
 
     @property
     def tables(self) -> dict[str, ibis.Table]:
@@ -125,6 +128,11 @@ class SalesData:
         if found is _MISSING:
             found = self._derived[key] = build()
         return found
+
+    def stored_table(self, name: str) -> ibis.Table | None:
+        """The derived table ``name`` as a prepared file keeps it (built from these same
+        tables when the file was written), or None when these tables were loaded fresh."""
+        return self._stored.get(name)
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{name}={self.report.tables[name].rows_used:,}" for name in self._tables)
@@ -504,17 +512,43 @@ def _run(source: Any, mapping: Any, as_of: Any) -> _Context:
     return ctx
 
 
-def validate(source: Any, *, mapping: Any = "canonical", as_of: Any = None) -> QualityReport:
+def validate(
+    source: Any,
+    *,
+    mapping: Any = "canonical",
+    as_of: Any = None,
+    cache: bool | None = None,
+    cache_dir: Any = None,
+) -> QualityReport:
     """Validate a source against a mapping and return the data-quality report.
 
     Unlike :func:`load`, returns a report (with ``usable`` False) when no opportunity is
     usable. Raises :class:`~salesops_widgets.errors.SalesOpsError` for a missing file, a bad
-    mapping or a missing required column.
+    mapping or a missing required column. ``cache`` and ``cache_dir`` as for :func:`load`: the
+    report of a prepared file is returned as it was kept, and a usable fresh one is prepared.
     """
-    return _run(source, mapping, as_of).report
+    from . import _prepared
+
+    key = _prepared.prepared_key(source, mapping, _parse_as_of(as_of))
+    if key is None or not _prepared.cache_enabled(cache):
+        return _run(source, mapping, as_of).report
+    report = _prepared.report_through_cache(key, cache_dir)
+    if report is not None:
+        return report
+    ctx = _run(source, mapping, as_of)
+    if not ctx.report.fatal:
+        _prepared.load_through_cache(key, cache_dir, lambda: _data(ctx))
+    return ctx.report
 
 
-def load(source: Any, *, mapping: Any = "canonical", as_of: Any = None) -> SalesData:
+def load(
+    source: Any,
+    *,
+    mapping: Any = "canonical",
+    as_of: Any = None,
+    cache: bool | None = None,
+    cache_dir: Any = None,
+) -> SalesData:
     """Open a source, map it onto the canonical tables and validate every row.
 
     Parameters
@@ -527,6 +561,14 @@ def load(source: Any, *, mapping: Any = "canonical", as_of: Any = None) -> Sales
         ``"canonical"``, ``"salesforce"``, ``"hubspot"``, a mapping YAML path or a dict.
     as_of
         The as-of date (``"YYYY-MM-DD"``). Default: the latest created or close date in the data.
+    cache
+        Use the prepared file of a folder/file/workbook source (see docs/deploy.md, "Prepared
+        data"): open it when the files, mapping and as-of date are unchanged, else load fresh
+        and write it. Default: on, unless ``SALESOPS_NO_CACHE=1``. Never for DataFrames, DuckDB
+        files or database URLs.
+    cache_dir
+        Where prepared files go (default ``$SALESOPS_CACHE_DIR``, else ``.salesops-cache``
+        beside the data, else the user cache folder).
 
     Returns
     -------
@@ -539,7 +581,16 @@ def load(source: Any, *, mapping: Any = "canonical", as_of: Any = None) -> Sales
     >>> data = load("data/samples/default")  # doctest: +SKIP
     >>> data.report.summary_frame()  # doctest: +SKIP
     """
-    ctx = _run(source, mapping, as_of)
+    from . import _prepared
+
+    key = _prepared.prepared_key(source, mapping, _parse_as_of(as_of))
+    if key is None or not _prepared.cache_enabled(cache):
+        return _data(_run(source, mapping, as_of))
+    return _prepared.load_through_cache(key, cache_dir, lambda: _data(_run(source, mapping, as_of)))
+
+
+def _data(ctx: _Context) -> SalesData:
+    """The SalesData of a fresh run; a NoUsableDataError when no opportunity is usable."""
     if ctx.report.fatal:
         raise NoUsableDataError(ctx.report.fatal)
     tables = {}

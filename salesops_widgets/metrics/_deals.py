@@ -24,7 +24,7 @@ from typing import Any
 import ibis
 
 from .._dates import date_parameter
-from ..data import SalesData
+from ..data import SalesData, store_when_prepared
 from ..data._populations import outcomes, priced
 from ..errors import MissingDataError, ParameterError
 from ._codes import (
@@ -37,7 +37,7 @@ from ._codes import (
     outcome_code,
     with_code,
 )
-from ._engine import code_filter, keep_table, keep_view, keeps_tables
+from ._engine import code_filter, keep_table, keep_view, keeps_tables, kept_tables
 
 __all__ = [
     "DIMENSIONS",
@@ -432,3 +432,17 @@ def selection_key(
     a ``_engine.run_query`` key); raises on the arguments it rejects."""
     sel = make_selection(filters, period, date_field)
     return (tuple(sel.filters.items()), sel.start, sel.end, sel.date_field)
+
+
+# --------------------------------------------------------------------------------------------------
+# Prepared data
+
+
+def prepared_tables(data: SalesData) -> dict[str, ibis.Table]:
+    """The kept deals table (codes and stored keys included), for a prepared file to keep:
+    data opened from that file reads it instead of joining and coding the deals again."""
+    _kept(data)
+    return kept_tables(data)
+
+
+store_when_prepared(prepared_tables)

@@ -34,6 +34,7 @@ __all__ = [
     "keep_table",
     "keep_view",
     "keeps_tables",
+    "kept_tables",
     "perfect_hash_bits",
     "run_query",
 ]
@@ -49,13 +50,23 @@ def keeps_tables(data: SalesData) -> bool:
 
 def keep_table(data: SalesData, name: str, expr: ibis.Table) -> ibis.Table:
     """``expr`` stored as the table ``name`` on the embedded engine (and the engine tuned for
-    grouping a table of that size); ``expr`` itself on any other engine."""
+    grouping a table of that size); ``expr`` itself on any other engine. Data opened from a
+    prepared file that keeps ``name`` (with the same columns) reads that table instead."""
     if not keeps_tables(data):
         return expr
-    kept = data.con.create_table(name, expr, overwrite=True)
+    kept = data.stored_table(name)  # kept in a prepared file: built from these same tables
+    if kept is None or kept.schema() != expr.schema():
+        kept = data.con.create_table(name, expr, overwrite=True)
+    data.derived("kept_tables", dict)[name] = kept
     rows = int(kept.count().execute())
     data.con.con.execute(f"SET perfect_ht_threshold = {perfect_hash_bits(rows)}")
     return kept
+
+
+def kept_tables(data: SalesData) -> dict[str, ibis.Table]:
+    """The tables :func:`keep_table` stored for ``data`` so far, by name (what a prepared file
+    keeps besides the canonical tables)."""
+    return dict(data.derived("kept_tables", dict))
 
 
 def keep_view(data: SalesData, name: str, expr: ibis.Table) -> ibis.Table:

@@ -66,18 +66,19 @@ def data_fingerprint(source: str, *, mapping: str, as_of: str | None = None) -> 
 
 def _files(path: Path) -> list[dict[str, Any]]:
     """Every file of a folder source (hidden ones left out), or the one file of a file source."""
+    from ..data import source_files  # the same files the prepared-data cache is keyed by
+
     if path.is_file():
         return [{"path": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}]
-    if not path.is_dir():
-        return []  # a database URL: nothing on disk to hash
-    found = []
-    for p in sorted(path.rglob("*")):
-        rel = p.relative_to(path)
-        if p.is_file() and not any(part.startswith(".") for part in rel.parts):
-            found.append(
-                {"path": rel.as_posix(), "bytes": p.stat().st_size, "sha256": file_sha256(p)}
-            )
-    return found
+    # a database URL has nothing on disk to hash
+    return [
+        {
+            "path": p.relative_to(path).as_posix(),
+            "bytes": p.stat().st_size,
+            "sha256": file_sha256(p),
+        }
+        for p in source_files(path)
+    ]
 
 
 def _combined(files: list[dict[str, Any]]) -> str:
