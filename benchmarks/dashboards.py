@@ -214,18 +214,19 @@ def preheated_voila(notebook: Path, pool: int, log: Path):
     """
     code = (
         "import sys; from benchmarks.dashboards import _serve_preheated; "
-        f"_serve_preheated({notebook.name!r}, {pool}, int(sys.argv[1].split('=')[1]))"
+        f"_serve_preheated({notebook.name!r}, {pool}, int(sys.argv[1].split('=')[1]), "
+        f"{str(SAMPLE)!r})"
     )
     return server([sys.executable, "-c", code], log)
 
 
-def _serve_preheated(name: str, pool: int, port: int) -> None:
+def _serve_preheated(name: str, pool: int, port: int, data: str) -> None:
     from salesops_widgets.serve import ServeOptions, find_jupyter_data, voila_argv, voila_config
 
     os.environ["JUPYTER_PATH"] = str(find_jupyter_data())
     from salesops_widgets.serve._app import SalesOpsVoila
 
-    options = ServeOptions(notebooks=NOTEBOOKS, port=port, data=str(SAMPLE), preheat=pool)
+    options = ServeOptions(notebooks=NOTEBOOKS, port=port, data=data, preheat=pool)
     c = voila_config(options)
     pools = {"default": {"pool_size": 0}, name: {"pool_size": pool}}
     c.VoilaKernelManager.kernel_pools_config = pools
@@ -551,12 +552,22 @@ def main(argv: list[str] | None = None) -> dict:
         help="parts to leave out (live: papermill with live JupyterCharts, the 'before')",
     )
     parser.add_argument("--logs", type=Path, default=ROOT / "tmp" / "benchmarks")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=SAMPLE,
+        help="the data every dashboard opens (default: the sample); prepare it first "
+        "(salesops prepare) to measure pages over the prepared-data cache",
+    )
     args = parser.parse_args(argv)
+    global SAMPLE  # noqa: PLW0603 - every part of the benchmark opens this data
+    SAMPLE = args.data.resolve()
     args.logs.mkdir(parents=True, exist_ok=True)
     notebooks = dashboards(args.only)
     result: dict[str, Any] = {
         "notebooks": [p.name for p in notebooks],
         "cores": os.cpu_count(),
+        "data": str(SAMPLE),
         "load_average_start": load_average(),
     }
     if "browser" not in args.skip:
