@@ -7,6 +7,7 @@ the loader's own output.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -430,3 +431,12 @@ def realistic_deals() -> pd.DataFrame:
     d["region"] = d["Owner"].map(dict(zip(reps["Rep"], reps["Region"], strict=True)))
     d["region"] = d["region"].fillna("(not set)")
     return d.reset_index(drop=True)
+
+
+def run_async(coro):
+    """``asyncio.run(coro)`` in a thread of its own: a test module that drove a browser leaves
+    Playwright's loop marked running in the main thread, where ``asyncio.run`` refuses."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -13,7 +13,7 @@ import time
 
 import pandas as pd
 import pytest
-from _helpers import ROOT
+from _helpers import ROOT, run_async
 
 from salesops_widgets.apps import (
     DriverTree,
@@ -141,7 +141,7 @@ def test_a_preheated_kernel_applies_the_request_when_it_comes(sample, monkeypatc
             await asyncio.sleep(0.05)
         return app
 
-    app = asyncio.run(preheated())
+    app = run_async(preheated())
     assert app.dimension == "industry"
     assert app.filter_bar.selection["filters"] == {"region": ["EMEA"]}
     assert app.status.message == ""

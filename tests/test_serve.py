@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import nbformat
 import pytest
-from _helpers import ROOT
+from _helpers import ROOT, run_async
 from conftest import free_port, wait_for_texts
 from tornado.web import HTTPError
 from typer.testing import CliRunner
@@ -448,6 +448,6 @@ def test_pool_kernels_run_their_notebooks_one_at_a_time():
         manager = one_preheat_at_a_time(Pooling)()
         return await asyncio.gather(*(manager._initialize(f"nb{i}") for i in range(4)))
 
-    contents = asyncio.run(fill())
+    contents = run_async(fill())
     assert most == 1  # without the wrapper: 4
     assert [c["task"].result() for c in contents] == ["nb0", "nb1", "nb2", "nb3"]
