@@ -541,6 +541,7 @@ def measure_papermill(notebooks: list[Path], repeat: int, live: bool) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> dict:
+    global SAMPLE  # noqa: PLW0603 - every part of the benchmark opens the data of --data
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", nargs="*", help="notebook names (stems); default: all")
@@ -560,7 +561,6 @@ def main(argv: list[str] | None = None) -> dict:
         "(salesops prepare) to measure pages over the prepared-data cache",
     )
     args = parser.parse_args(argv)
-    global SAMPLE  # noqa: PLW0603 - every part of the benchmark opens this data
     SAMPLE = args.data.resolve()
     args.logs.mkdir(parents=True, exist_ok=True)
     notebooks = dashboards(args.only)

@@ -517,7 +517,34 @@ def test_line_over_time_axis_type_follows_the_period():
 # --------------------------------------------------------------------------------------------
 # Every builder: empty frames, the gallery rendered to SVG, no URLs
 
+BRIDGE_STEPS = pd.DataFrame(
+    {"step": ["A", "Volume", "Win rate", "ASP", "B"], "amount": [100.0, 30.0, -10.0, 5.0, 125.0]}
+)
+GOAL_TREND = pd.DataFrame(
+    {
+        "date": pd.to_datetime(["2025-03-31", "2025-06-30"]),
+        "value": [0.40, 0.60],
+        "low": [0.30, 0.50],
+        "high": [0.50, 0.70],
+        "n": [100, 100],
+        "expected": [0.40, 0.49],
+        "status": ["at risk", "on track"],
+        "source": ["2025Q1", "2025Q2"],
+    }
+)
+GOAL_PATH = pd.DataFrame(
+    {
+        "date": pd.to_datetime(["2025-03-31", "2025-09-30"]),
+        "value": [0.40, 0.58],
+        "point": ["baseline", "target"],
+    }
+)
+
 GALLERY = {
+    "bridge": lambda df: charts.bridge(df, currency="USD", title="Bookings bridge"),
+    "goal_trend": lambda df: charts.goal_trend(
+        df, GOAL_PATH.iloc[: len(df) and None], kind="percent", title="Win rate goal",
+    ),
     "kpi_bars": lambda df: charts.kpi_bars(
         df, category="region", value="win_rate", kind="percent", low="win_rate_low",
         high="win_rate_high", small_n="small_n", overall=0.36, title="Win rate by region",
@@ -557,6 +584,8 @@ GALLERY = {
     ),
 }  # fmt: skip
 FRAMES = {
+    "bridge": BRIDGE_STEPS,
+    "goal_trend": GOAL_TREND,
     "kpi_bars": REGIONS,
     "heatmap": CELLS,
     "vs_average": REGIONS,
@@ -573,7 +602,8 @@ FRAMES = {
 
 
 def test_gallery_covers_every_builder():
-    builders = {name for name in charts.__all__ if name not in {"KINDS", "to_png", "to_svg"}}
+    constants = {"KINDS", "STATUS_COLORS", "to_png", "to_svg"}
+    builders = {name for name in charts.__all__ if name not in constants}
     assert builders - {"empty_chart"} == set(GALLERY)
 
 

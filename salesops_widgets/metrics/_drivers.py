@@ -402,13 +402,14 @@ def discount_contributions(
         .fillna(0.0)
     )
     f = f[f["list_realized"] > 0].reset_index(drop=True)
-    total_list, won = f["list_realized"].sum(), f["won"].sum()
+    total_list, won_deals = f["list_realized"].sum(), float(f["won"].sum())
     average = float(portfolio_discount(f["net_realized"].sum(), total_list))
     f["discount"] = portfolio_discount(f["net_realized"], f["list_realized"])
     f["average_discount"] = average
     gap = f["list_realized"] * (f["discount"] - average)
     f["rate_effect"] = gap / total_list if total_list else np.nan
-    f["asp_effect"] = -gap / won if won else np.nan
+    # the gap's money per won deal: ASP's definition applied to it (NaN with no won deal)
+    f["asp_effect"] = asp(-gap, np.full(len(f), won_deals))
     f = f.sort_values("rate_effect", ascending=False, ignore_index=True, kind="stable")
     f["rank"] = np.arange(1, len(f) + 1)
     f["method"] = DISCOUNT_METHOD
