@@ -187,9 +187,20 @@ def _schema_error(
 
 def _materialize(ctx: _Context, table: str, expr: ibis.Table) -> ibis.Table:
     if not ctx.source.owned:
-        return expr
+        return cached(expr)
     # a table of our private engine database (a temporary file, deleted with the connection)
     return ctx.source.con.create_table(f"_annotated_{table}", expr, overwrite=True)
+
+
+def cached(expr: ibis.Table) -> ibis.Table:
+    """``expr`` kept by the engine for this connection's session (Ibis ``cache()``: a temporary
+    table on a server database, a persisted DataFrame on Spark), so later queries read the
+    rows computed once instead of computing them again; ``expr`` itself on an engine that
+    cannot cache. Nothing is written to the database's own schemas."""
+    try:
+        return expr.cache()
+    except NotImplementedError:
+        return expr
 
 
 def _find_table(table: str, ctx: _Context) -> str | None:
@@ -313,7 +324,7 @@ def _column_counts(annotated: ibis.Table) -> dict[str, ColumnCounts]:
     flags = [c for c in t.columns if c.startswith(("_q_blank__", "_q_fail__"))]
     if not flags:
         return {}
-    row = t.aggregate(**{c: t[c].cast("int64").sum() for c in flags}).execute().iloc[0]
+    row = t.aggregate(**{c: t[c].sum() for c in flags}).execute().iloc[0]
     out: dict[str, ColumnCounts] = {}
     for c in flags:
         kind, column = c[3:].split("__", 1)
@@ -395,7 +406,7 @@ def _flag_report(table: str, ctx: _Context) -> None:
     rep = ctx.report.tables[table]
     t = _used(ctx, table)
     flags = _flags(table, ctx)
-    sums = t.aggregate(**{r: c.fill_null(False).cast("int64").sum() for r, c in flags.items()})
+    sums = t.aggregate(**{r: c.fill_null(False).sum() for r, c in flags.items()})
     row = sums.execute().iloc[0]
     rep.flagged = {r: int(row[r] or 0) for r in flags if int(row[r] or 0) > 0}
     examples = {

@@ -214,10 +214,10 @@ def fill_report(
     miss, used = t[f"_lk{i}_miss"].notnull(), t._excluded.isnull()
     row = t.aggregate(
         read=t.count(),
-        missed=miss.cast("int64").sum(),
-        used=used.cast("int64").sum(),
-        missed_used=(miss & used).cast("int64").sum(),
-        blank=t[f"_lk{i}_blank"].cast("int64").sum(),
+        missed=miss.sum(),
+        used=used.sum(),
+        missed_used=(miss & used).sum(),
+        blank=t[f"_lk{i}_blank"].sum(),
     ).execute()
     r = row.iloc[0]
     report.rows_read, report.missed_read = int(r["read"]), int(r["missed"] or 0)

@@ -316,6 +316,37 @@ def _url(url: str) -> Source:
     return src
 
 
+def _connection(con: Any) -> Source:
+    """An Ibis connection the caller opened (PostgreSQL, PySpark, ...): its tables, read-only."""
+    label = f"{con.name} connection"
+    try:
+        names = con.list_tables()
+    except Exception as exc:
+        raise DataSourceError(
+            f"The {label} passed as source could not list its tables: {_first_line(exc)}. Check "
+            f"that the connection is open and can read the current database/schema."
+        ) from None
+    src = Source(con, label, "url", False)
+    src._names = {n: n for n in names}
+    return src
+
+
+def _is_spark_session(obj: Any) -> bool:
+    return type(obj).__name__ == "SparkSession" and type(obj).__module__.startswith("pyspark.")
+
+
+def _spark(session: Any) -> Source:
+    """A SparkSession: its tables and temporary views, through Ibis' PySpark backend."""
+    try:
+        con = ibis.pyspark.connect(session)
+    except Exception as exc:  # the backend's extra is missing, or the session is stopped
+        raise DataSourceError(
+            f"The SparkSession passed as source could not be used: {_first_line(exc)}. Install "
+            f"the spark extra (pip install 'salesops-widgets[spark]') and pass a running session."
+        ) from None
+    return _connection(con)
+
+
 def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):([^@]+)@", r"//\1:***@", url)
 
@@ -332,18 +363,31 @@ def _frames(frames: dict[str, pd.DataFrame]) -> Source:
     return src
 
 
-def open_source(source: Any) -> Source:
-    """Open a folder, file, workbook, DuckDB file, database URL, DataFrame or dict of them."""
+def _open_object(source: Any) -> Source | None:
+    """DataFrames, a connection, a SparkSession or a URL opened; None for a path."""
     if isinstance(source, pd.DataFrame):
         source = {"opportunities": source}
     if isinstance(source, dict):
         return _frames(source)
+    if isinstance(source, ibis.BaseBackend):
+        return _connection(source)
+    if _is_spark_session(source):
+        return _spark(source)
     if isinstance(source, str) and re.match(r"^[a-z][a-z0-9+]*://", source):
         return _url(source)
+    return None
+
+
+def open_source(source: Any) -> Source:
+    """Open a folder, file, workbook, DuckDB file, database URL, Ibis connection, SparkSession,
+    DataFrame or dict of DataFrames."""
+    opened = _open_object(source)
+    if opened is not None:
+        return opened
     if not isinstance(source, (str, os.PathLike)):
         raise DataSourceError(
             f"Cannot open a {type(source).__name__}. Pass a folder, a .csv/.parquet/.xlsx/.duckdb "
-            f"file, a database URL, or pandas DataFrames."
+            f"file, a database URL, an Ibis connection, a SparkSession, or pandas DataFrames."
         )
     path = Path(source).expanduser()
     if not path.exists():
