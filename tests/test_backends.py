@@ -10,6 +10,7 @@ run in that engine. Counts must be identical, other numbers equal to floating-po
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -203,3 +204,101 @@ def test_a_database_without_opportunities_names_the_mapping_key(postgres_server)
 
     with pytest.raises(DataSourceError, match="no opportunities table found"):
         load(postgres_server)  # the public schema: no table at all
+
+
+# --------------------------------------------------------------------------------------------------
+# `salesops run`, `kpis` and `validate` on each engine
+
+# The segmentation explorer's views compared across engines (their static HTML).
+COMPARED_VIEWS = ("app.cards", "app.segments", "app.ranking_view")
+
+
+@pytest.fixture(scope="module")
+def parquet_folder(backend_frames, tmp_path_factory):
+    """``backend_frames`` as a folder of Parquet files: DuckDB reads it, and Spark through a
+    ``pyspark://`` URL."""
+    folder = tmp_path_factory.mktemp("crm-parquet")
+    for name, df in backend_frames.items():
+        df.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+def spark_url(folder) -> str:
+    """The ``--data`` URL of a local Spark reading ``folder``'s Parquet tables."""
+    settings = "spark.master=local[2]&spark.sql.shuffle.partitions=2&spark.driver.memory=1g"
+    return f"pyspark://{folder}?{settings}"
+
+
+def _data_args(engine: str, request) -> str:
+    folder = request.getfixturevalue("parquet_folder")
+    if engine == "duckdb":
+        return str(folder)
+    if engine == "postgres":
+        return request.getfixturevalue("postgres_url")
+    request.getfixturevalue("spark")  # skips (or fails under CI) without Java and pyspark
+    return spark_url(folder)
+
+
+def _views(folder) -> dict[str, str]:
+    """The static HTML of the compared views of an executed segmentation explorer."""
+    import nbformat
+
+    nb = nbformat.read(folder / "segmentation_explorer.ipynb", as_version=4)
+    out = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.strip() in COMPARED_VIEWS:
+            html = [
+                o["data"]["text/html"] for o in cell.outputs if "text/html" in o.get("data", {})
+            ]
+            out[cell.source.strip()] = "".join(html)
+    return out
+
+
+def _run_segmentation(data: str, out) -> dict:
+    from typer.testing import CliRunner
+
+    from salesops_widgets.cli import app
+    from salesops_widgets.runs import read_latest
+
+    argv = ["run", "segmentation_explorer", "--data", data, "--out", str(out)]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    folder = read_latest(out / "segmentation_explorer")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return {"views": _views(folder), "rows": manifest["data"]["rows"]}
+
+
+@pytest.fixture(scope="module")
+def duckdb_run(parquet_folder, tmp_path_factory):
+    return _run_segmentation(str(parquet_folder), tmp_path_factory.mktemp("run-duckdb"))
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("engine", ["postgres", "spark"])
+def test_the_segmentation_explorer_runs_with_the_same_tables(engine, duckdb_run, request, tmp_path):
+    got = _run_segmentation(_data_args(engine, request), tmp_path)
+    assert got["rows"] == duckdb_run["rows"]
+    assert set(duckdb_run["views"]) == set(COMPARED_VIEWS)
+    for view, html in duckdb_run["views"].items():
+        assert "<table" in html or "<div" in html, view
+        assert got["views"][view] == html, view
+
+
+def _cli(*argv) -> str:
+    from typer.testing import CliRunner
+
+    from salesops_widgets.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in argv])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("engine", ["postgres", "spark"])
+def test_kpis_and_validate_print_the_same(engine, request):
+    data = _data_args(engine, request)
+    reference = str(request.getfixturevalue("parquet_folder"))
+    for command in (["kpis", "--by", "industry"], ["validate"]):
+        want = _cli(*command, "--data", reference, "--format", "json")
+        got = _cli(*command, "--data", data, "--format", "json")
+        assert_same(_sourceless(json.loads(got)), _sourceless(json.loads(want)), str(command))

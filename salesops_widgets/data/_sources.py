@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import urllib.parse
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,6 +304,8 @@ def _duckdb_file(path: Path) -> Source:
 
 
 def _url(url: str) -> Source:
+    if url.lower().startswith("pyspark://"):
+        return _spark_url(url)
     try:
         con = ibis.connect(url)
         names = con.list_tables()
@@ -345,6 +348,70 @@ def _spark(session: Any) -> Source:
             f"the spark extra (pip install 'salesops-widgets[spark]') and pass a running session."
         ) from None
     return _connection(con)
+
+
+# Spark settings of a pyspark:// URL without its own: two shuffle partitions suit the small
+# aggregated results of KPI queries; no web UI and no console progress bar in a notebook.
+_SPARK_DEFAULTS = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+}
+
+
+def _spark_url(url: str) -> Source:
+    """``pyspark:///FOLDER?spark.master=...&...``: a Spark session (the query's settings, e.g.
+    ``spark.master=local[2]`` or a cluster's master) reading every table of FOLDER: each
+    ``NAME.parquet`` file or ``NAME/`` folder of Parquet files (as Spark writes a table) is the
+    table NAME. A folder on a cluster's storage (``hdfs://``, ``s3a://``) goes in ``path=``."""
+    parts = urllib.parse.urlsplit(url)
+    settings = dict(urllib.parse.parse_qsl(parts.query))
+    folder = settings.pop("path", None) or urllib.parse.unquote(parts.path)
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise DataSourceError(
+            f"{url}: pyspark is not installed. Install the spark extra: "
+            f"pip install 'salesops-widgets[spark]'."
+        ) from None
+    builder = SparkSession.builder.appName("salesops")
+    for key, value in {**_SPARK_DEFAULTS, **settings}.items():
+        builder = builder.config(key, value)
+    try:
+        con = ibis.pyspark.connect(builder.getOrCreate())
+    except Exception as exc:
+        raise DataSourceError(
+            f"{url}: Spark could not start: {_first_line(exc)}. Check spark.master in the URL "
+            f"and that Java 17 is installed (Spark needs it)."
+        ) from None
+    for name, location in _parquet_tables(url, folder).items():
+        con.read_parquet(location, table_name=name)
+    src = _connection(con)
+    src.label = url
+    return src
+
+
+def _parquet_tables(url: str, folder: str) -> dict[str, str]:
+    """Table name -> location of the Parquet tables in a local ``folder`` (a remote folder:
+    the Spark catalogue's tables only)."""
+    if "://" in folder:
+        return {}
+    path = Path(folder)
+    if not path.is_dir():
+        raise DataSourceError(
+            f"{url}: {path} is not a folder. Write the path of a folder of Parquet tables "
+            f"after pyspark://, e.g. pyspark:///data/crm?spark.master=local[2]."
+        )
+    found = {}
+    for child in sorted(path.iterdir()):
+        if child.name.startswith((".", "_")):
+            continue
+        if child.is_dir() and any(child.glob("*.parquet")):
+            found[child.name] = str(child)
+        elif child.is_file() and child.name.lower().endswith(_PARQUET_SUFFIXES):
+            found[_stem(child.name)] = str(child)
+    return found
 
 
 def _redact(url: str) -> str:
