@@ -302,3 +302,10 @@ def test_kpis_and_validate_print_the_same(engine, request):
         want = _cli(*command, "--data", reference, "--format", "json")
         got = _cli(*command, "--data", data, "--format", "json")
         assert_same(_sourceless(json.loads(got)), _sourceless(json.loads(want)), str(command))
+
+
+def test_a_spark_url_to_a_missing_folder_says_what_to_write(tmp_path):
+    from salesops_widgets import load
+
+    with pytest.raises(DataSourceError, match=r"is not a folder\. Write the path of a folder"):
+        load(f"pyspark://{tmp_path / 'nowhere'}?spark.master=local[2]")

@@ -368,6 +368,7 @@ def _spark_url(url: str) -> Source:
     parts = urllib.parse.urlsplit(url)
     settings = dict(urllib.parse.parse_qsl(parts.query))
     folder = settings.pop("path", None) or urllib.parse.unquote(parts.path)
+    tables = _parquet_tables(url, folder)
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -385,7 +386,7 @@ def _spark_url(url: str) -> Source:
             f"{url}: Spark could not start: {_first_line(exc)}. Check spark.master in the URL "
             f"and that Java 17 is installed (Spark needs it)."
         ) from None
-    for name, location in _parquet_tables(url, folder).items():
+    for name, location in tables.items():
         con.read_parquet(location, table_name=name)
     src = _connection(con)
     src.label = url
