@@ -1,6 +1,6 @@
 """Data layer: sources, mappings, validation and the sample generator."""
 
-from ._load import SalesData, load, validate
+from ._load import SalesData, cached, load, validate
 from ._mapping import PRESETS, Mapping, norm_label, resolve_mapping
 from ._quality import QualityReport, TableReport
 from ._sample import generate_sample, write_sample
@@ -9,6 +9,7 @@ __all__ = [
     "SalesData",
     "load",
     "validate",
+    "cached",
     "Mapping",
     "norm_label",
     "resolve_mapping",

@@ -196,11 +196,20 @@ def cached(expr: ibis.Table) -> ibis.Table:
     """``expr`` kept by the engine for this connection's session (Ibis ``cache()``: a temporary
     table on a server database, a persisted DataFrame on Spark), so later queries read the
     rows computed once instead of computing them again; ``expr`` itself on an engine that
-    cannot cache. Nothing is written to the database's own schemas."""
+    cannot cache. Nothing is written to the database's own schemas.
+
+    PostgreSQL gathers no statistics on a temporary table by itself (autovacuum skips them),
+    and without them it plans a join of a million deals with a small table as a nested loop:
+    so the table is analysed once, here.
+    """
     try:
-        return expr.cache()
+        kept = expr.cache()
     except NotImplementedError:
         return expr
+    backend = ibis.get_backend(kept)
+    if backend.name == "postgres":
+        backend.raw_sql(f'ANALYZE "{kept.op().name}"').close()
+    return kept
 
 
 def _find_table(table: str, ctx: _Context) -> str | None:

@@ -25,7 +25,7 @@ import ibis.expr.operations as ops
 import numpy as np
 import pandas as pd
 
-from ..data import SalesData
+from ..data import SalesData, cached
 
 __all__ = [
     "MAX_QUERIES",
@@ -50,20 +50,13 @@ def keeps_tables(data: SalesData) -> bool:
 def keep_table(data: SalesData, name: str, expr: ibis.Table) -> ibis.Table:
     """``expr`` stored as the table ``name`` on the embedded engine (and the engine tuned for
     grouping a table of that size); on any other engine, ``expr`` cached for the connection's
-    session (a temporary table, a persisted Spark DataFrame)."""
+    session (``data.cached``: a temporary table, a persisted Spark DataFrame)."""
     if not keeps_tables(data):
-        return _cached(expr)
+        return cached(expr)
     kept = data.con.create_table(name, expr, overwrite=True)
     rows = int(kept.count().execute())
     data.con.con.execute(f"SET perfect_ht_threshold = {perfect_hash_bits(rows)}")
     return kept
-
-
-def _cached(expr: ibis.Table) -> ibis.Table:
-    try:
-        return expr.cache()
-    except NotImplementedError:  # an engine that cannot cache: the expression stays lazy
-        return expr
 
 
 def keep_view(data: SalesData, name: str, expr: ibis.Table) -> ibis.Table:
