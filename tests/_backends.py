@@ -53,6 +53,15 @@ def postgres_bin() -> Path:
     return Path(found[-1]).parent
 
 
+def require_postgres() -> None:
+    """Raise BackendMissing unless PostgreSQL's server and the psycopg driver are installed."""
+    postgres_bin()
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise BackendMissing(f"psycopg is not installed: {HINT}") from None
+
+
 def _as_server_user(cmd: list[str]) -> list[str]:
     """``cmd`` as the ``postgres`` user when we are root (initdb and postgres refuse root)."""
     if os.geteuid() != 0:

@@ -511,9 +511,9 @@ def duckdb_small(backend_frames):
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """The URL of a throwaway PostgreSQL cluster on a loopback port, for the session."""
-    from _backends import postgres_bin, postgres_cluster
+    from _backends import postgres_cluster, require_postgres
 
-    _backend_or_skip(postgres_bin)
+    _backend_or_skip(require_postgres)
     with postgres_cluster() as url:
         yield url
 
