@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	if $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then \
 	echo $$p; break; fi; done)
-# Written once the package and its dev extra are installed; rebuilt when pyproject.toml changes.
+# Written once the package and its dev, spark and postgres extras are installed; rebuilt when pyproject.toml changes.
 STAMP := $(VENV)/.installed-dev
 
 SAMPLES := data/samples
@@ -29,12 +29,12 @@ VOILA_PORT ?= 8866
 # marks are silently ignored.)
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help venv install sample chromium dashboards test lint format clean distclean
+.PHONY: help venv install sample chromium backends dashboards test lint format clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z][a-z -]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-venv install: $(STAMP)  ## create the venv (VENV, default .venv) with the package and its dev extra
+venv install: $(STAMP)  ## create the venv (VENV, default .venv) with the package and its dev, spark, postgres extras
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -44,7 +44,7 @@ $(STAMP): pyproject.toml
 	@echo "== creating $(VENV) with $$($(PYTHON) -c 'import sys; print(sys.executable, sys.version.split()[0])')"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark,postgres]'
 	@# A `python3` kernelspec inside the venv that names the venv's python, so papermill and
 	@# Voilà run notebooks with the project's packages whatever kernels the user has elsewhere.
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (salesops)" >/dev/null
@@ -70,10 +70,13 @@ sample: $(STAMP)  ## make sure the sample CRM exports data/samples/{default,mess
 chromium:  ## make sure Debian's chromium is at /usr/bin/chromium (installs it with apt as root)
 	bash scripts/ensure_chromium.sh
 
+backends:  ## make sure Java 17 (for Spark) and PostgreSQL's server are installed (apt as root)
+	bash scripts/ensure_backends.sh
+
 dashboards: $(STAMP) sample  ## serve notebooks/ on the sample data at http://127.0.0.1:8866 (VOILA_PORT)
 	$(BIN)/salesops serve --data $(SAMPLES)/default --port $(VOILA_PORT)
 
-test: $(STAMP) chromium sample  ## run the whole test suite (PYTEST_ARGS to change pytest's options)
+test: $(STAMP) chromium backends sample  ## run the whole test suite (PYTEST_ARGS to change pytest's options)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff check and ruff format --check

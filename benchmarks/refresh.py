@@ -1,7 +1,7 @@
 """Time a typical dashboard refresh three ways and check they agree; print JSON.
 
 python -m benchmarks.refresh --rows 1000000 [--repeat 7] [--json] [--rounds 3 --quiet-below 1.5]
-    [--breakdown]
+    [--breakdown] [--backend duckdb|spark|postgres [--url URL]]
 
 The refresh: filter on two dimensions (region in NA/EMEA, deal type New Business/Expansion),
 then a segment KPI table by industry (opportunities, open, won, lost, win rate with its Wilson
@@ -453,7 +453,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a / b, 2)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=7)
@@ -477,11 +477,23 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--quiet-wait", type=float, default=1800)
     parser.add_argument(
+        "--backend",
+        choices=["duckdb", "spark", "postgres"],
+        default="duckdb",
+        help="spark or postgres: the library's refresh on that engine beside DuckDB "
+        "(benchmarks/backends.py)",
+    )
+    parser.add_argument("--url", default=None, help="--backend postgres: a superuser's URL")
+    parser.add_argument(
         "--breakdown",
         action="store_true",
         help="also time each KPI call of the library and its engine queries alone",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parse_args(argv)
 
     from salesops_widgets import load
     from salesops_widgets.data import write_sample
@@ -490,6 +502,12 @@ def main(argv: list[str] | None = None) -> dict:
     folder = args.dir or Path(f"/tmp/salesops-bench-{args.rows}-parquet")
     if not (folder / "opportunities.parquet").exists():
         write_sample(folder, n_opportunities=args.rows)
+    if args.backend != "duckdb":
+        from benchmarks.backends import run
+
+        result = run(args, folder, refresh_library, _compare)
+        print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+        return result
     start = time.perf_counter()
     data = load(folder)
     table = deals(data)

@@ -34,7 +34,11 @@ app = typer.Typer(
 
 DataOpt = Annotated[
     str,
-    typer.Option("--data", help="Folder of CSV/Parquet, .xlsx, .duckdb file or database URL."),
+    typer.Option(
+        "--data",
+        help="Folder of CSV/Parquet, .xlsx, .duckdb file, database URL (postgresql://...) or "
+        "pyspark:///FOLDER?spark.master=... (see docs/deploy.md).",
+    ),
 ]
 MappingOpt = Annotated[
     str,

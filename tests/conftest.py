@@ -478,3 +478,91 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     item.stash.setdefault(_REPORTS, {})[report.when] = report
     return report
+
+
+# --------------------------------------------------------------------------------------------------
+# Other engines: a throwaway PostgreSQL cluster and a local Spark session (tests/_backends.py)
+
+# The parity tests' data: a small sample (a few thousand deals keep Spark's queries short).
+BACKEND_SAMPLE_SIZE = 2_000
+
+
+def _backend_or_skip(start):
+    """``start()``, or a skip (a failure under CI=true) when the engine is not installed."""
+    from _backends import BackendMissing
+
+    try:
+        return start()
+    except BackendMissing as exc:
+        if in_ci():
+            pytest.fail(f"CI=true and {exc}", pytrace=False)
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def backend_frames():
+    """The canonical tables of a small generated sample, as pandas frames."""
+    from salesops_widgets.data import generate_sample
+
+    return generate_sample(BACKEND_SAMPLE_SIZE)
+
+
+@pytest.fixture(scope="session")
+def duckdb_small(backend_frames):
+    """``backend_frames`` loaded on the embedded DuckDB: the reference of the parity tests."""
+    from salesops_widgets import load
+
+    return load(backend_frames)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a throwaway PostgreSQL cluster on a loopback port, for the session."""
+    from _backends import postgres_cluster, require_postgres
+
+    _backend_or_skip(require_postgres)
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: str, backend_frames) -> str:
+    """A URL whose schema holds ``backend_frames`` as tables (what ``load`` reads)."""
+    from _backends import write_postgres
+
+    return write_postgres(postgres_server, backend_frames, "crm")
+
+
+@pytest.fixture(scope="session")
+def postgres_small(postgres_url: str):
+    """``backend_frames`` loaded from PostgreSQL: validated and computed by the server."""
+    from _backends import forget_cached
+
+    from salesops_widgets import load
+
+    data = load(postgres_url)
+    yield data
+    forget_cached(data.con)
+
+
+@pytest.fixture(scope="session")
+def spark(backend_frames) -> Iterator:
+    """A local[2] SparkSession whose temporary views hold ``backend_frames``."""
+    from _backends import require_spark, spark_session, write_spark
+
+    _backend_or_skip(require_spark)
+    with spark_session() as s:
+        write_spark(s, backend_frames)
+        yield s
+
+
+@pytest.fixture(scope="session")
+def spark_small(spark):
+    """``backend_frames`` loaded from the SparkSession: validated and computed by Spark."""
+    from _backends import forget_cached
+
+    from salesops_widgets import load
+
+    data = load(spark)
+    yield data
+    forget_cached(data.con)

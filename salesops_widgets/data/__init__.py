@@ -1,6 +1,6 @@
 """Data layer: sources, mappings, validation and the sample generator."""
 
-from ._load import SalesData, load, validate
+from ._load import SalesData, cached, load, validate
 from ._mapping import PRESETS, Mapping, norm_label, resolve_mapping
 from ._prepared import Prepared, prepare, source_files, store_when_prepared
 from ._quality import QualityReport, TableReport
@@ -14,6 +14,7 @@ __all__ = [
     "Prepared",
     "source_files",
     "store_when_prepared",
+    "cached",
     "Mapping",
     "norm_label",
     "resolve_mapping",

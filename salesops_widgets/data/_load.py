@@ -195,9 +195,29 @@ def _schema_error(
 
 def _materialize(ctx: _Context, table: str, expr: ibis.Table) -> ibis.Table:
     if not ctx.source.owned:
-        return expr
+        return cached(expr)
     # a table of our private engine database (a temporary file, deleted with the connection)
     return ctx.source.con.create_table(f"_annotated_{table}", expr, overwrite=True)
+
+
+def cached(expr: ibis.Table) -> ibis.Table:
+    """``expr`` kept by the engine for this connection's session (Ibis ``cache()``: a temporary
+    table on a server database, a persisted DataFrame on Spark), so later queries read the
+    rows computed once instead of computing them again; ``expr`` itself on an engine that
+    cannot cache. Nothing is written to the database's own schemas.
+
+    PostgreSQL gathers no statistics on a temporary table by itself (autovacuum skips them),
+    and without them it plans a join of a million deals with a small table as a nested loop:
+    so the table is analysed once, here.
+    """
+    try:
+        kept = expr.cache()
+    except NotImplementedError:
+        return expr
+    backend = ibis.get_backend(kept)
+    if backend.name == "postgres":
+        backend.raw_sql(f'ANALYZE "{kept.op().name}"').close()
+    return kept
 
 
 def _find_table(table: str, ctx: _Context) -> str | None:
@@ -321,7 +341,7 @@ def _column_counts(annotated: ibis.Table) -> dict[str, ColumnCounts]:
     flags = [c for c in t.columns if c.startswith(("_q_blank__", "_q_fail__"))]
     if not flags:
         return {}
-    row = t.aggregate(**{c: t[c].cast("int64").sum() for c in flags}).execute().iloc[0]
+    row = t.aggregate(**{c: t[c].sum() for c in flags}).execute().iloc[0]
     out: dict[str, ColumnCounts] = {}
     for c in flags:
         kind, column = c[3:].split("__", 1)
@@ -403,7 +423,7 @@ def _flag_report(table: str, ctx: _Context) -> None:
     rep = ctx.report.tables[table]
     t = _used(ctx, table)
     flags = _flags(table, ctx)
-    sums = t.aggregate(**{r: c.fill_null(False).cast("int64").sum() for r, c in flags.items()})
+    sums = t.aggregate(**{r: c.fill_null(False).sum() for r, c in flags.items()})
     row = sums.execute().iloc[0]
     rep.flagged = {r: int(row[r] or 0) for r in flags if int(row[r] or 0) > 0}
     examples = {

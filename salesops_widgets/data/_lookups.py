@@ -21,6 +21,7 @@ import ibis
 
 from ..errors import DataSourceError, SchemaError
 from ._mapping import Lookup, Mapping, TableMapping, norm_label
+from ._parse import strip
 from ._sources import RawTable, Source
 
 __all__ = ["LookupReport", "apply_lookups", "clean_key", "fill_report", "suggest"]
@@ -32,7 +33,7 @@ MAX_KNOWN = 20_000
 
 def clean_key(value: ibis.Value) -> ibis.StringValue:
     """A key as lookups compare it: text, trimmed, lower case, inner spaces made one."""
-    return value.cast("string").lower().re_replace(r"\s+", " ").strip().nullif("")
+    return strip(value.cast("string").lower().re_replace(r"\s+", " ")).nullif("")
 
 
 @dataclass
@@ -181,7 +182,7 @@ def apply_lookups(
         lt = lraw.table
         lkey = _column(lt, lk.lookup_key)
         right = (
-            lt.mutate(_k=clean_key(lkey), _o=lkey.cast("string").strip(), _v=_column(lt, lk.value))
+            lt.mutate(_k=clean_key(lkey), _o=strip(lkey.cast("string")), _v=_column(lt, lk.value))
             .filter(lambda x: x._k.notnull())
             .group_by("_k")
             .aggregate(_v=lambda x: x._v.arbitrary(), _o=lambda x: x._o.arbitrary())
@@ -195,7 +196,7 @@ def apply_lookups(
             *raw.columns,
             joined[f"_lk{i}_value"],
             **{
-                f"_lk{i}_miss": ibis.ifelse(missed, given.cast("string").strip(), None),
+                f"_lk{i}_miss": ibis.ifelse(missed, strip(given.cast("string")), None),
                 f"_lk{i}_blank": key.isnull(),
             },
         )
@@ -214,10 +215,10 @@ def fill_report(
     miss, used = t[f"_lk{i}_miss"].notnull(), t._excluded.isnull()
     row = t.aggregate(
         read=t.count(),
-        missed=miss.cast("int64").sum(),
-        used=used.cast("int64").sum(),
-        missed_used=(miss & used).cast("int64").sum(),
-        blank=t[f"_lk{i}_blank"].cast("int64").sum(),
+        missed=miss.sum(),
+        used=used.sum(),
+        missed_used=(miss & used).sum(),
+        blank=t[f"_lk{i}_blank"].sum(),
     ).execute()
     r = row.iloc[0]
     report.rows_read, report.missed_read = int(r["read"]), int(r["missed"] or 0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.datatypes as dt
 
-__all__ = ["blank", "parse_text", "parse_number", "parse_date", "parse_bool"]
+__all__ = ["blank", "parse_text", "parse_number", "parse_date", "parse_bool", "strip"]
 
 _TRUE = ("true", "t", "yes", "y", "1", "1.0")
 _FALSE = ("false", "f", "no", "n", "0", "0.0")
@@ -22,17 +22,30 @@ def _try_strptime(value: str, fmt: str) -> dt.timestamp:  # pragma: no cover - e
     """DuckDB's TRY_STRPTIME: NULL instead of an error when the text does not fit the format."""
 
 
+def strip(col: ibis.StringValue) -> ibis.StringValue:
+    """``col`` without leading and trailing whitespace, the same on every engine.
+
+    Ibis 12 compiles ``strip()`` for Spark as ``TRIM(' \\t\\n\\r\\v\\f' FROM ...)``, and Spark
+    SQL reads ``\\v`` and ``\\f`` as the letters v and f: "Dimitrov" lost its last letter.
+    On Spark the whitespace is removed with a regular expression instead; every other engine
+    keeps its own TRIM (the cheaper test).
+    """
+    if ibis.get_backend(col).name == "pyspark":
+        return col.re_replace(r"^\s+|\s+$", "")
+    return col.strip()
+
+
 def blank(col: ibis.Value) -> ibis.BooleanValue:
     """True where a raw value is missing: NULL, or text that is empty after trimming."""
     if col.type().is_string():
-        return col.isnull() | (col.strip() == "")
+        return col.isnull() | (strip(col) == "")
     if col.type().is_floating():
         return col.isnull() | col.isnan()
     return col.isnull()
 
 
 def _text(col: ibis.Value) -> ibis.StringValue:
-    return col.cast("string").strip().nullif("")
+    return strip(col.cast("string")).nullif("")
 
 
 def parse_text(col: ibis.Value) -> tuple[ibis.Value, ibis.BooleanValue]:

@@ -276,7 +276,7 @@ def population_counts(t: ibis.Table) -> list[dict[str, Any]]:
         for s in STATUSES:
             sums[f"p{i}_{s}"] = (which.isnull() & (t.status == s)).fill_null(False).sum()
         for j in range(len(p.reasons)):
-            sums[f"p{i}_r{j}"] = (which == j).fill_null(False).cast("int64").sum()
+            sums[f"p{i}_r{j}"] = (which == j).fill_null(False).sum()
     row = t.aggregate(**sums).execute().iloc[0]
     n = int(row["_n"])
     out = []

@@ -19,7 +19,7 @@ from typing import Any
 import ibis
 
 from ._mapping import Mapping, TableMapping, norm_label
-from ._parse import blank, parse_bool, parse_date, parse_number, parse_text
+from ._parse import blank, parse_bool, parse_date, parse_number, parse_text, strip
 from ._schema import EXCLUDE_RULES, KEYS, SIZE_BANDS, TABLES, Column
 
 __all__ = [
@@ -72,7 +72,7 @@ class Annotated:
 
 def norm_expr(value: ibis.StringValue) -> ibis.StringValue:
     """A label as maps compare it (trimmed, lower case, single spaces), in the engine."""
-    return value.lower().re_replace(r"\s+", " ").strip()
+    return strip(value.lower().re_replace(r"\s+", " "))
 
 
 def _lit(text: str) -> Any:

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import urllib.parse
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,6 +304,8 @@ def _duckdb_file(path: Path) -> Source:
 
 
 def _url(url: str) -> Source:
+    if url.lower().startswith("pyspark://"):
+        return _spark_url(url)
     try:
         con = ibis.connect(url)
         names = con.list_tables()
@@ -314,6 +317,102 @@ def _url(url: str) -> Source:
     src = Source(con, _redact(url), "url", False)
     src._names = {n: n for n in names}
     return src
+
+
+def _connection(con: Any) -> Source:
+    """An Ibis connection the caller opened (PostgreSQL, PySpark, ...): its tables, read-only."""
+    label = f"{con.name} connection"
+    try:
+        names = con.list_tables()
+    except Exception as exc:
+        raise DataSourceError(
+            f"The {label} passed as source could not list its tables: {_first_line(exc)}. Check "
+            f"that the connection is open and can read the current database/schema."
+        ) from None
+    src = Source(con, label, "url", False)
+    src._names = {n: n for n in names}
+    return src
+
+
+def _is_spark_session(obj: Any) -> bool:
+    return type(obj).__name__ == "SparkSession" and type(obj).__module__.startswith("pyspark.")
+
+
+def _spark(session: Any) -> Source:
+    """A SparkSession: its tables and temporary views, through Ibis' PySpark backend."""
+    try:
+        con = ibis.pyspark.connect(session)
+    except Exception as exc:  # the backend's extra is missing, or the session is stopped
+        raise DataSourceError(
+            f"The SparkSession passed as source could not be used: {_first_line(exc)}. Install "
+            f"the spark extra (pip install 'salesops-widgets[spark]') and pass a running session."
+        ) from None
+    return _connection(con)
+
+
+# Spark settings of a pyspark:// URL without its own: two shuffle partitions suit the small
+# aggregated results of KPI queries; no web UI and no console progress bar in a notebook.
+_SPARK_DEFAULTS = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+}
+
+
+def _spark_url(url: str) -> Source:
+    """``pyspark:///FOLDER?spark.master=...&...``: a Spark session (the query's settings, e.g.
+    ``spark.master=local[2]`` or a cluster's master) reading every table of FOLDER: each
+    ``NAME.parquet`` file or ``NAME/`` folder of Parquet files (as Spark writes a table) is the
+    table NAME. A folder on a cluster's storage (``hdfs://``, ``s3a://``) goes in ``path=``."""
+    parts = urllib.parse.urlsplit(url)
+    settings = dict(urllib.parse.parse_qsl(parts.query))
+    folder = settings.pop("path", None) or urllib.parse.unquote(parts.path)
+    tables = _parquet_tables(url, folder)
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise DataSourceError(
+            f"{url}: pyspark is not installed. Install the spark extra: "
+            f"pip install 'salesops-widgets[spark]'."
+        ) from None
+    builder = SparkSession.builder.appName("salesops")
+    for key, value in {**_SPARK_DEFAULTS, **settings}.items():
+        builder = builder.config(key, value)
+    try:
+        con = ibis.pyspark.connect(builder.getOrCreate())
+    except Exception as exc:
+        raise DataSourceError(
+            f"{url}: Spark could not start: {_first_line(exc)}. Check spark.master in the URL "
+            f"and that Java 17 is installed (Spark needs it)."
+        ) from None
+    for name, location in tables.items():
+        con.read_parquet(location, table_name=name)
+    src = _connection(con)
+    src.label = url
+    return src
+
+
+def _parquet_tables(url: str, folder: str) -> dict[str, str]:
+    """Table name -> location of the Parquet tables in a local ``folder`` (a remote folder:
+    the Spark catalogue's tables only)."""
+    if "://" in folder:
+        return {}
+    path = Path(folder)
+    if not path.is_dir():
+        raise DataSourceError(
+            f"{url}: {path} is not a folder. Write the path of a folder of Parquet tables "
+            f"after pyspark://, e.g. pyspark:///data/crm?spark.master=local[2]."
+        )
+    found = {}
+    for child in sorted(path.iterdir()):
+        if child.name.startswith((".", "_")):
+            continue
+        if child.is_dir() and any(child.glob("*.parquet")):
+            found[child.name] = str(child)
+        elif child.is_file() and child.name.lower().endswith(_PARQUET_SUFFIXES):
+            found[_stem(child.name)] = str(child)
+    return found
 
 
 def _redact(url: str) -> str:
@@ -332,18 +431,31 @@ def _frames(frames: dict[str, pd.DataFrame]) -> Source:
     return src
 
 
-def open_source(source: Any) -> Source:
-    """Open a folder, file, workbook, DuckDB file, database URL, DataFrame or dict of them."""
+def _open_object(source: Any) -> Source | None:
+    """DataFrames, a connection, a SparkSession or a URL opened; None for a path."""
     if isinstance(source, pd.DataFrame):
         source = {"opportunities": source}
     if isinstance(source, dict):
         return _frames(source)
+    if isinstance(source, ibis.BaseBackend):
+        return _connection(source)
+    if _is_spark_session(source):
+        return _spark(source)
     if isinstance(source, str) and re.match(r"^[a-z][a-z0-9+]*://", source):
         return _url(source)
+    return None
+
+
+def open_source(source: Any) -> Source:
+    """Open a folder, file, workbook, DuckDB file, database URL, Ibis connection, SparkSession,
+    DataFrame or dict of DataFrames."""
+    opened = _open_object(source)
+    if opened is not None:
+        return opened
     if not isinstance(source, (str, os.PathLike)):
         raise DataSourceError(
             f"Cannot open a {type(source).__name__}. Pass a folder, a .csv/.parquet/.xlsx/.duckdb "
-            f"file, a database URL, or pandas DataFrames."
+            f"file, a database URL, an Ibis connection, a SparkSession, or pandas DataFrames."
         )
     path = Path(source).expanduser()
     if not path.exists():

@@ -321,7 +321,7 @@ def open_deal_aging(
     cuts = [int(b[1]) for b in bands[:-1]]
     band = ibis.literal(0, type="int64")
     for cut in cuts:  # the band's index: how many edges the age is over
-        band = band + (t.age_days > cut).cast("int64")
+        band = band + (t.age_days > cut).cast("int32")
     t = t.mutate(_band=band)
     agg = aggregate(t, [*keys, "_band"], {"deals": t.count(), "amount": t.amount.sum()})
     columns = [*keys, "age_band", "band_low", "band_high", "deals", "amount", "share"]

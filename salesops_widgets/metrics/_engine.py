@@ -25,7 +25,7 @@ import ibis.expr.operations as ops
 import numpy as np
 import pandas as pd
 
-from ..data import SalesData
+from ..data import SalesData, cached
 
 __all__ = [
     "MAX_QUERIES",
@@ -50,10 +50,11 @@ def keeps_tables(data: SalesData) -> bool:
 
 def keep_table(data: SalesData, name: str, expr: ibis.Table) -> ibis.Table:
     """``expr`` stored as the table ``name`` on the embedded engine (and the engine tuned for
-    grouping a table of that size); ``expr`` itself on any other engine. Data opened from a
-    prepared file that keeps ``name`` (with the same columns) reads that table instead."""
+    grouping a table of that size); on any other engine, ``expr`` cached for the connection's
+    session (``data.cached``: a temporary table, a persisted Spark DataFrame). Data opened from
+    a prepared file that keeps ``name`` (with the same columns) reads that table instead."""
     if not keeps_tables(data):
-        return expr
+        return cached(expr)
     kept = data.stored_table(name)  # kept in a prepared file: built from these same tables
     if kept is None or kept.schema() != expr.schema():
         kept = data.con.create_table(name, expr, overwrite=True)

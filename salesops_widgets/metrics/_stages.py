@@ -472,7 +472,7 @@ def _pushes_per_deal(sh: ibis.Table) -> ibis.Table:
     h = sh.select("opportunity_id", _moved=moved)
     later = (h._moved > 0).fill_null(False)
     return h.group_by("opportunity_id").aggregate(
-        close_date_pushes=later.cast("int64").sum(),
+        close_date_pushes=later.sum(),
         days_pushed=ibis.ifelse(later, h._moved, 0).sum(),
     )
 
@@ -521,7 +521,7 @@ def close_date_pushes(
         keys,
         {
             "deals": j.count(),
-            "deals_pushed": (j.close_date_pushes > 0).cast("int64").sum(),
+            "deals_pushed": (j.close_date_pushes > 0).sum(),
             "pushes": j.close_date_pushes.sum(),
             "days_pushed": j.days_pushed.sum(),
         },
