@@ -5,6 +5,9 @@ codes, stored keys, the perfect-hash aggregate). The same small sample (tests/co
 ``backend_frames``) is written into a throwaway PostgreSQL cluster (tables) and a local Spark
 session (temporary views) and loaded from there: validation, the quality report and every KPI
 run in that engine. Counts must be identical, other numbers equal to floating-point tolerance.
+
+This module runs them on PostgreSQL; tests/test_backends_spark.py collects the same tests on
+Spark (a module of its own, so that pytest-xdist runs the two engines side by side).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from salesops_widgets.errors import DataSourceError
 
 pytestmark = [pytest.mark.backends, pytest.mark.slow]
 
-BACKENDS = ("postgres_small", "spark_small")
 
 # Two half-years before the sample's as-of date (2026-09-30).
 PERIOD_A, PERIOD_B = ("2025-10-01", "2026-03-31"), ("2026-04-01", "2026-09-30")
@@ -151,10 +153,16 @@ def assert_same(got, want, where: str = "") -> None:
         assert got == want, where
 
 
-@pytest.fixture(scope="module", params=BACKENDS, ids=["postgres", "spark"])
-def other(request):
-    """A loaded SalesData on another engine (PostgreSQL or Spark)."""
-    return request.getfixturevalue(request.param)
+@pytest.fixture(scope="module")
+def engine() -> str:
+    """The engine compared with DuckDB in this module."""
+    return "postgres"
+
+
+@pytest.fixture(scope="module")
+def other(engine, request):
+    """A loaded SalesData on the other engine (PostgreSQL here, Spark in the Spark module)."""
+    return request.getfixturevalue(f"{engine}_small")
 
 
 def test_the_report_is_the_same(other, duckdb_small):
@@ -274,7 +282,6 @@ def duckdb_run(parquet_folder, tmp_path_factory):
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("engine", ["postgres", "spark"])
 def test_the_segmentation_explorer_runs_with_the_same_tables(engine, duckdb_run, request, tmp_path):
     got = _run_segmentation(_data_args(engine, request), tmp_path)
     assert got["rows"] == duckdb_run["rows"]
@@ -294,7 +301,6 @@ def _cli(*argv) -> str:
     return result.output
 
 
-@pytest.mark.parametrize("engine", ["postgres", "spark"])
 def test_kpis_and_validate_print_the_same(engine, request):
     data = _data_args(engine, request)
     reference = str(request.getfixturevalue("parquet_folder"))
