@@ -327,6 +327,8 @@ def measure_browser(notebooks: list[Path], repeat: int, logs: Path) -> dict[str,
 def measure_preheated(notebooks: list[Path], repeat: int, logs: Path) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
+    from salesops_widgets.runs._parameters import declared_parameters
+
     out: dict[str, Any] = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -335,7 +337,7 @@ def measure_preheated(notebooks: list[Path], repeat: int, logs: Path) -> dict[st
 
         def one(nb: Path) -> dict[str, Any]:
             log = logs / f"preheated-{nb.stem}.log"
-            link = nb.stem != "data_quality"  # it has no filter bar
+            link = "region" in declared_parameters(nbformat.read(nb, as_version=4))
             pool = 1 + repeat * (2 if link else 1)
             with preheated_voila(nb, pool, log) as (base, process):
                 url = f"{base}voila/render/{nb.name}"
