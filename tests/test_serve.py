@@ -329,7 +329,7 @@ def test_the_chart_bundle_route_serves_one_immutable_script_and_tells_the_kernel
         finally:
             server.stop()
 
-    first, again, other = asyncio.run(fetch_all())
+    first, again, other = run_async(fetch_all())
     assert first.code == 200 and first.body == chart_bundle().encode("utf-8")
     assert first.headers["Content-Type"].startswith("text/javascript")
     assert "immutable" in first.headers["Cache-Control"]
