@@ -653,12 +653,7 @@ def test_gallery_renders_to_svg_with_inline_data_only():
 
 
 def test_bridge_steps_from_level_to_level():
-    steps = pd.DataFrame(
-        {
-            "step": ["A", "Volume", "Win rate", "ASP", "B"],
-            "amount": [100.0, 30.0, -10.0, 5.0, 125.0],
-        }
-    )
+    steps = BRIDGE_STEPS  # A 100, volume +30, win rate -10, ASP +5, B 125
     spec = charts.bridge(steps, currency="USD", title="Bridge").to_dict()
     # levels from 0; each effect from the running total: 100 -> 130 -> 120 -> 125
     got = {r["step"]: (r["bottom"], r["top"], r["kind"]) for r in rows(spec)}
@@ -674,25 +669,7 @@ def test_bridge_steps_from_level_to_level():
 
 
 def test_goal_trend_has_interval_path_and_status_colours():
-    trend = pd.DataFrame(
-        {
-            "date": pd.to_datetime(["2025-03-31", "2025-06-30"]),
-            "value": [0.40, 0.60],
-            "low": [0.30, 0.50],
-            "high": [0.50, 0.70],
-            "n": [100, 100],
-            "expected": [0.40, 0.49],
-            "status": ["at risk", "on track"],
-            "source": ["2025Q1", "2025Q2"],
-        }
-    )
-    path = pd.DataFrame(
-        {
-            "date": pd.to_datetime(["2025-03-31", "2025-09-30"]),
-            "value": [0.40, 0.58],
-            "point": ["baseline", "target"],
-        }
-    )
+    trend, path = GOAL_TREND, GOAL_PATH  # at risk, then on track; baseline to target
     spec = charts.goal_trend(trend, path, kind="percent", title="G").to_dict()
     marks = [mark(u) for u in layers(spec)]
     assert marks == ["rule", "line", "line", "point"]
